@@ -334,6 +334,11 @@ type PlanFilter struct {
 // filters by tenantID: an object of another tenant is ErrNotFound.
 // List methods return at most Page.Limit items and whether more exist.
 // Every multi-row change runs in one transaction.
+//
+// Times are returned in UTC truncated to microseconds (PostgreSQL's
+// precision), so both engines answer the same. JSON columns come back as
+// compact JSON objects ("{}" when empty). Nil slices and empty slices are
+// equivalent in arguments.
 type Store interface {
 	// Ping checks that the database answers (for /readyz).
 	Ping(ctx context.Context) error
