@@ -1,0 +1,213 @@
+package api
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kubedoio/n-kudo/internal/store"
+)
+
+// Defaults applied by New to zero Options fields.
+const (
+	DefaultEnrollmentTTL = 15 * time.Minute
+	DefaultMaxBodyBytes  = 1 << 20
+)
+
+// Options configure an API. Store is required; every other field has a
+// default.
+type Options struct {
+	Store  store.Store
+	Logger *slog.Logger
+	// AdminKey is NKUDO_ADMIN_KEY. Only its SHA-256 is kept; it is never
+	// logged. Empty disables admin authentication.
+	AdminKey string
+	// EnrollmentTTL is the default lifetime of an enrollment token.
+	EnrollmentTTL time.Duration
+	// MaxBodyBytes caps every request body.
+	MaxBodyBytes int64
+	// TrustedProxies lists the CIDRs/IPs whose X-Forwarded-For is believed.
+	// Empty: the client address always comes from the socket.
+	TrustedProxies []string
+	// Registerer receives the HTTP metrics; nil keeps them unregistered.
+	Registerer prometheus.Registerer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// RateLimit tunes the token buckets; zero fields take defaults.
+	RateLimit RateLimitConfig
+	// OnAgentRevoked, when set, is called after an agent was revoked
+	// through the API, so the agent channel can close its live session.
+	// It must not block.
+	OnAgentRevoked func(store.Agent)
+}
+
+// API is the JSON API: a Gin engine with its middleware and handlers.
+type API struct {
+	store    store.Store
+	log      *slog.Logger
+	now      func() time.Time
+	engine   *gin.Engine
+	maxBody  int64
+	tokenTTL time.Duration
+	revoked  func(store.Agent)
+
+	adminEnabled bool
+	adminHash    [sha256.Size]byte
+
+	limits  RateLimitConfig
+	ipLim   *limiterTable
+	keyLim  *limiterTable
+	failLim *limiterTable
+	enroLim *limiterTable
+
+	touches  *touchTable
+	inflight *inflightSet
+	metrics  *httpMetrics
+}
+
+// New builds the API and registers its routes.
+func New(opts Options) (*API, error) {
+	if opts.Store == nil {
+		return nil, fmt.Errorf("building api: %w: Store is required", ErrInvalidOptions)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.EnrollmentTTL == 0 {
+		opts.EnrollmentTTL = DefaultEnrollmentTTL
+	}
+	if opts.EnrollmentTTL < minTokenTTL || opts.EnrollmentTTL > maxTokenTTL {
+		return nil, fmt.Errorf("building api: %w: EnrollmentTTL %s outside %s..%s", ErrInvalidOptions, opts.EnrollmentTTL, minTokenTTL, maxTokenTTL)
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("building api: %w: MaxBodyBytes is negative", ErrInvalidOptions)
+	}
+	limits, err := opts.RateLimit.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("building api: %w", err)
+	}
+	metrics, err := newHTTPMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("building api: %w", err)
+	}
+
+	a := &API{
+		store:    opts.Store,
+		log:      opts.Logger,
+		now:      opts.Now,
+		maxBody:  opts.MaxBodyBytes,
+		tokenTTL: opts.EnrollmentTTL,
+		revoked:  opts.OnAgentRevoked,
+		limits:   limits,
+		ipLim:    newLimiterTable(limits.PerIP, limits.PerIPBurst, limits),
+		keyLim:   newLimiterTable(limits.PerKey, limits.PerKeyBurst, limits),
+		failLim:  newLimiterTable(limits.FailedAuthPerIP, limits.FailedAuthBurst, limits),
+		enroLim:  newLimiterTable(limits.EnrollPerIP, limits.EnrollBurst, limits),
+		touches:  newTouchTable(),
+		inflight: newInflightSet(),
+		metrics:  metrics,
+	}
+	if opts.AdminKey != "" {
+		a.adminEnabled = true
+		a.adminHash = sha256.Sum256([]byte(opts.AdminKey))
+	}
+
+	engine, err := a.newEngine(opts.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("building api: %w", err)
+	}
+	a.engine = engine
+	a.routes()
+	return a, nil
+}
+
+// Handler returns the HTTP handler serving the API.
+func (a *API) Handler() http.Handler { return a.engine }
+
+// Engine returns the Gin engine so later features can add routes; they
+// inherit the global middleware (request id, log, metrics, recovery, body
+// limit). Use the exported middleware accessors for the rest.
+func (a *API) Engine() *gin.Engine { return a.engine }
+
+func (a *API) newEngine(trusted []string) (*gin.Engine, error) {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.ContextWithFallback = true
+	// Only the socket address counts unless the peer is a configured
+	// proxy; an empty list must mean "trust nobody", not gin's default of
+	// trusting everyone.
+	if len(trusted) == 0 {
+		trusted = nil
+	}
+	if err := e.SetTrustedProxies(trusted); err != nil {
+		return nil, fmt.Errorf("setting trusted proxies: %w: %w", ErrInvalidOptions, err)
+	}
+	e.Use(a.requestIDMiddleware, a.observe, a.recoverPanic, a.limitBody)
+	e.NoRoute(func(c *gin.Context) {
+		a.writeError(c, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such route"})
+	})
+	e.NoMethod(func(c *gin.Context) {
+		a.writeError(c, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: "method not allowed on this route"})
+	})
+	return e, nil
+}
+
+// routes registers every route of the package. The chain order matters:
+// rate limit by IP, authenticate, rate limit by key, scope to a tenant,
+// audit (so refused mutations are recorded too), check the role, then
+// idempotency for creating POSTs.
+func (a *API) routes() {
+	e := a.engine
+	e.GET("/healthz", a.healthz)
+	e.GET("/readyz", a.readyz)
+
+	v1 := e.Group("/v1", a.limitIP)
+	v1.GET("/openapi.json", a.serveOpenAPI)
+
+	authed := v1.Group("", a.authenticate, a.limitKey)
+
+	authed.POST("/tenants", a.audited("tenant.create"), a.requireAdminKey, a.idempotent, a.createTenant)
+	authed.GET("/tenants", a.requireAdminKey, a.listTenants)
+
+	keys := authed.Group("/tenants/:tenant/api-keys")
+	keys.POST("", a.audited("api_key.create"), a.tenantAdminFromPath, a.idempotent, a.createAPIKey)
+	keys.GET("", a.tenantAdminFromPath, a.listAPIKeys)
+	keys.DELETE("/:id", a.audited("api_key.delete"), a.tenantAdminFromPath, a.deleteAPIKey)
+
+	t := authed.Group("", a.tenantScope)
+	operator := a.requireRole(store.RoleOperator)
+	admin := a.requireRole(store.RoleAdmin)
+
+	t.GET("/sites", a.listSites)
+	t.POST("/sites", a.audited("site.create"), operator, a.idempotent, a.createSite)
+	t.GET("/sites/:site", a.getSite)
+	t.PATCH("/sites/:site", a.audited("site.update"), operator, a.updateSite)
+	t.DELETE("/sites/:site", a.audited("site.delete"), operator, a.deleteSite)
+	t.POST("/sites/:site/enrollment-tokens", a.audited("enrollment_token.create"), operator, a.idempotent, a.createEnrollmentToken)
+
+	t.GET("/hosts", a.listHosts)
+	t.GET("/hosts/:host", a.getHost)
+	t.GET("/agents", a.listAgents)
+	t.POST("/agents/:agent/revoke", a.audited("agent.revoke"), operator, a.revokeAgent)
+	t.GET("/vms", a.listVMs)
+	t.GET("/vms/:vm", a.getVM)
+	t.GET("/plans", a.listPlans)
+	t.GET("/plans/:plan", a.getPlan)
+	t.GET("/executions/:id", a.getExecution)
+	t.GET("/audit-events", admin, a.listAuditEvents)
+}
