@@ -111,7 +111,11 @@ func TestValidateFailures(t *testing.T) {
 		{"hello hostname too long", func() agentproto.Message { m := hello(); m.Facts.Hostname = long(254); return m }},
 		{"hello invalid utf-8 kernel", func() agentproto.Message { m := hello(); m.Facts.Kernel = "6.1\xff"; return m }},
 		{"hello negative cores", func() agentproto.Message { m := hello(); m.Facts.CPUCores = -1; return m }},
-		{"hello disk free over total", func() agentproto.Message { m := hello(); m.Facts.Disks[0].FreeBytes = m.Facts.Disks[0].TotalBytes + 1; return m }},
+		{"hello disk free over total", func() agentproto.Message {
+			m := hello()
+			m.Facts.Disks[0].FreeBytes = m.Facts.Disks[0].TotalBytes + 1
+			return m
+		}},
 		{"hello disk without mount", func() agentproto.Message { m := hello(); m.Facts.Disks[0].Mount = ""; return m }},
 		{"hello unknown hypervisor", func() agentproto.Message { m := hello(); m.Facts.Hypervisor.Kind = "qemu"; return m }},
 		{"hello sim not labelled simulated", func() agentproto.Message {
@@ -126,7 +130,11 @@ func TestValidateFailures(t *testing.T) {
 		{"hello peers over total", func() agentproto.Message { m := hello(); m.NetBird.PeersConnected = 5; return m }},
 		{"hello nil pending result", func() agentproto.Message { m := hello(); m.PendingResults = []uuid.UUID{uuid.Nil}; return m }},
 		{"heartbeat without time", func() agentproto.Message { m := heartbeat(); m.At = time.Time{}; return m }},
-		{"heartbeat year 10000", func() agentproto.Message { m := heartbeat(); m.At = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC); return m }},
+		{"heartbeat year 10000", func() agentproto.Message {
+			m := heartbeat()
+			m.At = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+			return m
+		}},
 		{"heartbeat cpu over 100", func() agentproto.Message { m := heartbeat(); m.Usage.CPUPercent = 100.5; return m }},
 		{"heartbeat negative memory", func() agentproto.Message { m := heartbeat(); m.Usage.MemoryUsedBytes = -1; return m }},
 		{"heartbeat bad changed facts", func() agentproto.Message { m := heartbeat(); m.Facts.AgentVersion = ""; return m }},
@@ -158,7 +166,11 @@ func TestValidateFailures(t *testing.T) {
 		{"log_batch negative seq", func() agentproto.Message { m := logBatch(2); m.Lines[0].Seq = -4; return m }},
 		{"log_batch repeated seq", func() agentproto.Message { m := logBatch(3); m.Lines[2].Seq = 2; return m }},
 		{"log_batch decreasing seq", func() agentproto.Message { m := logBatch(3); m.Lines[1].Seq = 9; return m }},
-		{"log_batch oversized line", func() agentproto.Message { m := logBatch(2); m.Lines[1].Message = long(agentproto.MaxLogLineBytes + 1); return m }},
+		{"log_batch oversized line", func() agentproto.Message {
+			m := logBatch(2)
+			m.Lines[1].Message = long(agentproto.MaxLogLineBytes + 1)
+			return m
+		}},
 		{"log_batch invalid utf-8 line", func() agentproto.Message { m := logBatch(2); m.Lines[1].Message = "\xc3("; return m }},
 		{"log_batch without time", func() agentproto.Message { m := logBatch(2); m.Lines[1].At = time.Time{}; return m }},
 		{"log_batch empty stream", func() agentproto.Message { m := logBatch(2); m.Lines[1].Stream = ""; return m }},
@@ -186,7 +198,11 @@ func TestValidateFailures(t *testing.T) {
 		}},
 		{"hello_ack without server time", func() agentproto.Message { m := helloAck(); m.ServerTime = time.Time{}; return m }},
 		{"hello_ack zero limit", func() agentproto.Message { m := helloAck(); m.Limits.MaxLogBatchLines = 0; return m }},
-		{"hello_ack limit over default", func() agentproto.Message { m := helloAck(); m.Limits.MaxFrameBytes = agentproto.MaxFrameBytes + 1; return m }},
+		{"hello_ack limit over default", func() agentproto.Message {
+			m := helloAck()
+			m.Limits.MaxFrameBytes = agentproto.MaxFrameBytes + 1
+			return m
+		}},
 		{"plan nil id", func() agentproto.Message { m := plan(); m.PlanID = uuid.Nil; return m }},
 		{"plan empty", func() agentproto.Message { m := plan(); m.Actions = nil; return m }},
 		{"plan too many actions", func() agentproto.Message {
@@ -304,6 +320,13 @@ func TestDecodeRejects(t *testing.T) {
 		{"id with space", `{"type":"plan_ack","id":"a b","data":{}}`, agentproto.ErrMalformed},
 		{"id too long", `{"type":"plan_ack","id":"` + strings.Repeat("i", agentproto.MaxNameBytes+1) + `","data":{}}`, agentproto.ErrMalformed},
 		{"invalid json", `{"type":"plan_ack",}`, agentproto.ErrMalformed},
+		{"key in other case", `{"TYPE":"plan_ack","data":{}}`, agentproto.ErrMalformed},
+		{"data key in other case", `{"type":"plan_ack","Data":{}}`, agentproto.ErrMalformed},
+		{"repeated type", `{"type":"plan_ack","type":"hello","data":{}}`, agentproto.ErrMalformed},
+		{"repeated data", `{"type":"plan_ack","data":{},"data":{}}`, agentproto.ErrMalformed},
+		{"closed with bracket", `{"type":"plan_ack"]`, agentproto.ErrMalformed},
+		{"unterminated", `{"type":"plan_ack"`, agentproto.ErrMalformed},
+		{"leading garbage", `x{"type":"plan_ack"}`, agentproto.ErrMalformed},
 		{"unknown type", `{"type":"teleport","data":{}}`, agentproto.ErrUnknownType},
 		{"type with other case", `{"type":"Hello","data":{}}`, agentproto.ErrUnknownType},
 	}
@@ -320,6 +343,18 @@ func TestDecodeRejects(t *testing.T) {
 			require.Equal(t, agentproto.Envelope{}, env)
 		})
 	}
+}
+
+func TestDecodeAcceptsNullAndWhitespace(t *testing.T) {
+	t.Parallel()
+	env, err := agentproto.Decode([]byte(" {\n\"data\" : {\"plan_id\":\"" + idA.String() + "\"}, \"id\": null, \"type\" : \"plan_ack\", \"seq\": 4 }\n"))
+	require.NoError(t, err)
+	require.Equal(t, agentproto.TypePlanAck, env.Type)
+	require.Equal(t, "", env.ID)
+	require.Equal(t, uint64(4), env.Seq)
+	got, err := agentproto.DecodeData[agentproto.PlanAck](env)
+	require.NoError(t, err)
+	require.Equal(t, agentproto.PlanAck{PlanID: idA}, got)
 }
 
 func TestDecodeDataTypeMismatch(t *testing.T) {
