@@ -143,4 +143,3 @@ func ClientTLSConfig(certPEM, keyPEM, caPEM []byte) (*tls.Config, error) {
 	}
 	return NewCertStore(cert).ClientTLSConfig(caPEM)
 }
-

@@ -250,12 +250,16 @@ func TestServerCertReissue(t *testing.T) {
 			reissue: true,
 		},
 		{
-			name:   "31 days before expiry",
-			change: func(_ *testing.T, _ string, o *Options) { o.Now = fixedClock(base.AddDate(1, 0, 0).Add(-31 * 24 * time.Hour)) },
+			name: "31 days before expiry",
+			change: func(_ *testing.T, _ string, o *Options) {
+				o.Now = fixedClock(base.AddDate(1, 0, 0).Add(-31 * 24 * time.Hour))
+			},
 		},
 		{
-			name:    "near expiry",
-			change:  func(_ *testing.T, _ string, o *Options) { o.Now = fixedClock(base.AddDate(1, 0, 0).Add(-29 * 24 * time.Hour)) },
+			name: "near expiry",
+			change: func(_ *testing.T, _ string, o *Options) {
+				o.Now = fixedClock(base.AddDate(1, 0, 0).Add(-29 * 24 * time.Hour))
+			},
 			reissue: true,
 		},
 		{
@@ -273,8 +277,10 @@ func TestServerCertReissue(t *testing.T) {
 			reissue: true,
 		},
 		{
-			name:    "server key without certificate",
-			change:  func(t *testing.T, dir string, _ *Options) { require.NoError(t, os.Remove(filepath.Join(dir, ServerCertFileName))) },
+			name: "server key without certificate",
+			change: func(t *testing.T, dir string, _ *Options) {
+				require.NoError(t, os.Remove(filepath.Join(dir, ServerCertFileName)))
+			},
 			reissue: true,
 		},
 	}
@@ -324,20 +330,26 @@ func TestLoadOrCreateBadFiles(t *testing.T) {
 		wantMsg  string
 	}{
 		{
-			name:     "garbage CA certificate",
-			change:   func(t *testing.T, dir string, _ *Options) { writeFile(t, filepath.Join(dir, CACertFileName), []byte("hello")) },
+			name: "garbage CA certificate",
+			change: func(t *testing.T, dir string, _ *Options) {
+				writeFile(t, filepath.Join(dir, CACertFileName), []byte("hello"))
+			},
 			wantIs:   ErrBadPEM,
 			wantPath: []string{CACertFileName},
 		},
 		{
-			name:     "CA certificate block holding garbage",
-			change:   func(t *testing.T, dir string, _ *Options) { writeFile(t, filepath.Join(dir, CACertFileName), garbagePEM) },
+			name: "CA certificate block holding garbage",
+			change: func(t *testing.T, dir string, _ *Options) {
+				writeFile(t, filepath.Join(dir, CACertFileName), garbagePEM)
+			},
 			wantIs:   ErrBadPEM,
 			wantPath: []string{CACertFileName},
 		},
 		{
-			name:     "garbage CA key",
-			change:   func(t *testing.T, dir string, _ *Options) { writeFile(t, filepath.Join(dir, CAKeyFileName), []byte("\x00\x01")) },
+			name: "garbage CA key",
+			change: func(t *testing.T, dir string, _ *Options) {
+				writeFile(t, filepath.Join(dir, CAKeyFileName), []byte("\x00\x01"))
+			},
 			wantIs:   ErrBadPEM,
 			wantPath: []string{CAKeyFileName},
 		},
@@ -366,14 +378,18 @@ func TestLoadOrCreateBadFiles(t *testing.T) {
 			wantPath: []string{ServerCertFileName, ServerKeyFileName},
 		},
 		{
-			name:     "garbage server certificate",
-			change:   func(t *testing.T, dir string, _ *Options) { writeFile(t, filepath.Join(dir, ServerCertFileName), garbagePEM) },
+			name: "garbage server certificate",
+			change: func(t *testing.T, dir string, _ *Options) {
+				writeFile(t, filepath.Join(dir, ServerCertFileName), garbagePEM)
+			},
 			wantIs:   ErrBadPEM,
 			wantPath: []string{ServerCertFileName},
 		},
 		{
-			name:     "CA certificate without its key",
-			change:   func(t *testing.T, dir string, _ *Options) { require.NoError(t, os.Remove(filepath.Join(dir, CAKeyFileName))) },
+			name: "CA certificate without its key",
+			change: func(t *testing.T, dir string, _ *Options) {
+				require.NoError(t, os.Remove(filepath.Join(dir, CAKeyFileName)))
+			},
 			wantPath: []string{CACertFileName, CAKeyFileName},
 			wantMsg:  "is missing",
 		},
@@ -483,4 +499,3 @@ func writeFile(t testing.TB, path string, data []byte) {
 	t.Helper()
 	require.NoError(t, os.WriteFile(path, data, 0o600))
 }
-

@@ -27,6 +27,11 @@ func ValidateCSR(csrPEM []byte) (*x509.CertificateRequest, error) {
 	if len(csrPEM) > MaxCSRSize {
 		return nil, fmt.Errorf("%w: %d bytes exceeds the %d byte limit", ErrBadCSR, len(csrPEM), MaxCSRSize)
 	}
+	// pem.Decode skips text before a block; a CSR has none, so anything
+	// there means the input is not what the agent should have sent.
+	if !bytes.HasPrefix(bytes.TrimSpace(csrPEM), []byte("-----BEGIN ")) {
+		return nil, fmt.Errorf("%w: not PEM encoded", ErrBadCSR)
+	}
 	block, rest := pem.Decode(csrPEM)
 	if block == nil {
 		return nil, fmt.Errorf("%w: not PEM encoded", ErrBadCSR)
