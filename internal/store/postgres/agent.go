@@ -1,0 +1,195 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kubedoio/n-kudo/internal/store"
+)
+
+// ConsumeEnrollment takes one use of the token and creates the agent
+// (offline until its session says hello) and its host in one transaction.
+func (s *Store) ConsumeEnrollment(ctx context.Context, e store.Enrollment) (store.Agent, store.Host, store.EnrollmentToken, error) {
+	var (
+		agent store.Agent
+		host  store.Host
+		tok   store.EnrollmentToken
+	)
+	now := ts(e.Now)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		tok, err = scanToken(tx.QueryRow(ctx, qConsumeToken, e.TokenHash, now))
+		if errors.Is(err, store.ErrNotFound) {
+			return store.ErrTokenInvalid
+		}
+		if err != nil {
+			return err
+		}
+		agent = store.Agent{
+			ID:            e.AgentID,
+			TenantID:      tok.TenantID,
+			SiteID:        tok.SiteID,
+			HostID:        e.HostID,
+			Status:        store.AgentOffline,
+			CertSerial:    e.CertSerial,
+			CertExpiresAt: ts(e.CertExpiresAt),
+			CreatedAt:     now,
+		}
+		host = store.Host{
+			ID:        e.HostID,
+			TenantID:  tok.TenantID,
+			SiteID:    tok.SiteID,
+			AgentID:   e.AgentID,
+			Hostname:  e.Hostname,
+			Facts:     rawJSON(nil),
+			NetBird:   rawJSON(nil),
+			CreatedAt: now,
+			UpdatedAt: now,
+		}
+		// Both inserts in one round trip; the agent <-> host references
+		// are checked at commit.
+		b := &pgx.Batch{}
+		b.Queue(qInsertAgent, agent.ID, agent.TenantID, agent.SiteID, agent.HostID, agent.Status, agent.Version,
+			agent.CertSerial, agent.CertExpiresAt, false, nil, nil, agent.CreatedAt)
+		b.Queue(qInsertHost, host.ID, host.TenantID, host.SiteID, host.AgentID, host.Hostname, false, nil,
+			string(host.Facts), string(host.NetBird), host.CreatedAt, host.UpdatedAt)
+		return translate(tx.SendBatch(ctx, b).Close())
+	})
+	if err != nil {
+		return store.Agent{}, store.Host{}, store.EnrollmentToken{}, fmt.Errorf("enrolling agent %s: %w", e.AgentID, translate(err))
+	}
+	return agent, host, tok, nil
+}
+
+// GetAgent returns an agent of any tenant.
+func (s *Store) GetAgent(ctx context.Context, id uuid.UUID) (store.Agent, error) {
+	a, err := scanAgent(s.pool.QueryRow(ctx, qGetAgent, id))
+	if err != nil {
+		return a, fmt.Errorf("getting agent %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// GetTenantAgent returns a tenant's agent.
+func (s *Store) GetTenantAgent(ctx context.Context, tenantID, id uuid.UUID) (store.Agent, error) {
+	a, err := scanAgent(s.pool.QueryRow(ctx, qGetTenantAgent, tenantID, id))
+	if err != nil {
+		return a, fmt.Errorf("getting agent %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// ListAgents lists a tenant's agents in id order.
+func (s *Store) ListAgents(ctx context.Context, tenantID uuid.UUID, p store.Page) ([]store.Agent, bool, error) {
+	items, more, err := listPage(ctx, s, scanAgent, p.Limit, qListAgents, tenantID, p.After)
+	if err != nil {
+		return nil, false, fmt.Errorf("listing agents of tenant %s: %w", tenantID, err)
+	}
+	return items, more, nil
+}
+
+// RevokeAgent revokes an agent and marks its host offline. Revoking twice
+// keeps the first revocation time.
+func (s *Store) RevokeAgent(ctx context.Context, tenantID, id uuid.UUID, at time.Time) (store.Agent, error) {
+	a, err := scanAgent(s.pool.QueryRow(ctx, qRevokeAgent, tenantID, id, ts(at)))
+	if err != nil {
+		return store.Agent{}, fmt.Errorf("revoking agent %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// RotateAgentCert records a renewed client certificate.
+func (s *Store) RotateAgentCert(ctx context.Context, id uuid.UUID, serial string, expiresAt time.Time) error {
+	if err := s.execOne(ctx, qRotateAgentCert, id, serial, ts(expiresAt)); err != nil {
+		return fmt.Errorf("rotating certificate of agent %s: %w", id, err)
+	}
+	return nil
+}
+
+// SetAgentOnline marks an agent and its host online or offline and records
+// when. An empty version keeps the known one; a revoked agent stays revoked
+// and its host offline.
+func (s *Store) SetAgentOnline(ctx context.Context, id uuid.UUID, online bool, version string, at time.Time) error {
+	var n int
+	if err := s.pool.QueryRow(ctx, qSetAgentOnline, id, online, version, ts(at)).Scan(&n); err != nil {
+		return fmt.Errorf("setting agent %s online=%t: %w", id, online, translate(err))
+	}
+	if n == 0 {
+		return fmt.Errorf("setting agent %s online=%t: %w", id, online, store.ErrNotFound)
+	}
+	return nil
+}
+
+// MarkStaleAgentsOffline marks offline the online agents last seen before
+// cutoff, with their hosts, and sets their VMs' actual state to unknown,
+// all in one statement.
+func (s *Store) MarkStaleAgentsOffline(ctx context.Context, cutoff time.Time) ([]store.Agent, error) {
+	rows, err := s.pool.Query(ctx, qMarkStaleAgents, ts(cutoff), ts(time.Now()))
+	if err != nil {
+		return nil, fmt.Errorf("marking stale agents offline: %w", translate(err))
+	}
+	agents, err := collect(rows, scanAgent)
+	if err != nil {
+		return nil, fmt.Errorf("marking stale agents offline: %w", err)
+	}
+	return agents, nil
+}
+
+// GetHost returns a tenant's host.
+func (s *Store) GetHost(ctx context.Context, tenantID, id uuid.UUID) (store.Host, error) {
+	h, err := scanHost(s.pool.QueryRow(ctx, qGetHost, tenantID, id))
+	if err != nil {
+		return h, fmt.Errorf("getting host %s: %w", id, err)
+	}
+	return h, nil
+}
+
+// ListHosts lists a tenant's hosts, of one site unless siteID is uuid.Nil.
+func (s *Store) ListHosts(ctx context.Context, tenantID, siteID uuid.UUID, p store.Page) ([]store.Host, bool, error) {
+	items, more, err := listPage(ctx, s, scanHost, p.Limit, qListHosts, tenantID, nullID(siteID), p.After)
+	if err != nil {
+		return nil, false, fmt.Errorf("listing hosts of tenant %s: %w", tenantID, err)
+	}
+	return items, more, nil
+}
+
+// UpsertHostStates writes a batch of heartbeats in one statement. See
+// qHeartbeats for the rules.
+func (s *Store) UpsertHostStates(ctx context.Context, states []store.HostState) error {
+	if len(states) == 0 {
+		return nil
+	}
+	// Sorting by host makes concurrent batches take row locks in the same
+	// order, so two replicas' batches cannot deadlock. The sort is stable
+	// so the heartbeats of one host keep their order for the fold.
+	sorted := make([]store.HostState, len(states))
+	copy(sorted, states)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		return string(sorted[i].HostID[:]) < string(sorted[j].HostID[:])
+	})
+	hosts := make([]uuid.UUID, len(sorted))
+	agents := make([]uuid.UUID, len(sorted))
+	seen := make([]time.Time, len(sorted))
+	facts := make([]*string, len(sorted))
+	netbird := make([]*string, len(sorted))
+	for i, st := range sorted {
+		var err error
+		if facts[i], err = nullJSONObject(st.Facts); err != nil {
+			return fmt.Errorf("writing heartbeat of host %s: facts: %w", st.HostID, err)
+		}
+		if netbird[i], err = nullJSONObject(st.NetBird); err != nil {
+			return fmt.Errorf("writing heartbeat of host %s: netbird: %w", st.HostID, err)
+		}
+		hosts[i], agents[i], seen[i] = st.HostID, st.AgentID, ts(st.LastSeenAt)
+	}
+	if _, err := s.pool.Exec(ctx, qHeartbeats, hosts, agents, seen, facts, netbird); err != nil {
+		return fmt.Errorf("writing %d heartbeats: %w", len(states), translate(err))
+	}
+	return nil
+}
