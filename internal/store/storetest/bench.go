@@ -1,0 +1,92 @@
+package storetest
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kubedoio/n-kudo/internal/store"
+)
+
+// Sizes of the hot-path benchmarks, matching the load the server must
+// sustain: heartbeats batched 500 at a time over a fleet of 5,000 hosts,
+// log lines ingested 1,000 at a time.
+const (
+	benchHosts     = 5000
+	heartbeatBatch = 500
+	logBatch       = 1000
+)
+
+// Benchmark measures the store's hot paths. open must return a fresh,
+// migrated, empty store and release it in b.Cleanup.
+func Benchmark(b *testing.B, open func(b *testing.B) store.Store) {
+	b.Run("UpsertHostStates", func(b *testing.B) { benchHeartbeats(b, open(b)) })
+	b.Run("AppendLogLines", func(b *testing.B) { benchLogLines(b, open(b)) })
+	b.Run("CreatePlan", func(b *testing.B) { benchCreatePlan(b, open(b)) })
+}
+
+func benchHeartbeats(b *testing.B, s store.Store) {
+	f := newFixture(b, s)
+	site := f.site(f.tenant().ID)
+	tok := f.token(site, benchHosts, base.Add(time.Hour))
+	states := make([]store.HostState, benchHosts)
+	for i := range states {
+		a, h, _, err := s.ConsumeEnrollment(f.ctx, f.enrollment(tok))
+		require.NoError(b, err)
+		states[i] = store.HostState{HostID: h.ID, AgentID: a.ID}
+	}
+	facts := json.RawMessage(`{"cpus":8,"memory_mib":32768,"kvm":true}`)
+	at := base
+	for i := 0; b.Loop(); i++ {
+		start := (i * heartbeatBatch) % benchHosts
+		batch := states[start : start+heartbeatBatch]
+		at = at.Add(time.Millisecond)
+		for j := range batch {
+			batch[j].LastSeenAt = at
+			// Facts change rarely; most heartbeats carry only liveness.
+			batch[j].Facts = nil
+			if j%50 == 0 {
+				batch[j].Facts = facts
+			}
+		}
+		if err := s.UpsertHostStates(f.ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*heartbeatBatch)/b.Elapsed().Seconds(), "heartbeats/s")
+}
+
+func benchLogLines(b *testing.B, s store.Store) {
+	f := newFixture(b, s)
+	sc := newScope(f)
+	exec := f.plan(sc.agent).Actions[0].ExecutionID
+	lines := make([]store.LogLine, logBatch)
+	var seq int64
+	for b.Loop() {
+		for j := range lines {
+			seq++
+			lines[j] = store.LogLine{ExecutionID: exec, Seq: seq, At: base, Stream: "stdout",
+				Message: fmt.Sprintf("cloud-init[%d]: step %d of the boot sequence finished", seq%1000, seq)}
+		}
+		if err := s.AppendLogLines(f.ctx, lines); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*logBatch)/b.Elapsed().Seconds(), "lines/s")
+}
+
+func benchCreatePlan(b *testing.B, s store.Store) {
+	f := newFixture(b, s)
+	sc := newScope(f)
+	vm := f.vm(sc.site, sc.host.ID)
+	for b.Loop() {
+		p := f.newPlan(sc.agent, base, vm.ID, vm.ID)
+		if err := s.CreatePlan(f.ctx, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "plans/s")
+}
