@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -575,10 +576,19 @@ func (a *Authority) ServerCertificate() tls.Certificate { return a.server }
 // presented but not required, because operators' API calls carry none; the
 // agent-channel handler insists on a verified identity itself. Only
 // HTTP/1.1 is offered, since WebSockets upgrade over HTTP/1.1.
+//
+// The CA certificate is sent after the leaf (when the chain does not
+// already end in it), so an agent enrolling with only --ca-fingerprint can
+// find the CA in the handshake, check its fingerprint and verify the leaf
+// against it.
 func (a *Authority) ServerTLSConfig() *tls.Config {
+	cert := a.server
+	if last := cert.Certificate[len(cert.Certificate)-1]; !bytes.Equal(last, a.caCert.Raw) {
+		cert.Certificate = append(slices.Clone(cert.Certificate), a.caCert.Raw)
+	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{a.server},
+		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    a.pool.Clone(),
 		NextProtos:   []string{"http/1.1"},

@@ -466,7 +466,13 @@ func TestServerTLSConfig(t *testing.T) {
 	assert.Equal(t, uint16(0x0304), cfg.MinVersion)
 	assert.Equal(t, []string{"http/1.1"}, cfg.NextProtos)
 	require.Len(t, cfg.Certificates, 1)
-	assert.Equal(t, a.ServerCertificate().Certificate, cfg.Certificates[0].Certificate)
+	// The handshake carries the leaf then the CA, so a client pinning only
+	// the CA fingerprint can find and check the CA.
+	chain := cfg.Certificates[0].Certificate
+	require.Len(t, chain, 2)
+	assert.Equal(t, a.ServerCertificate().Certificate[0], chain[0])
+	assert.Equal(t, a.CACert().Raw, chain[1])
+	assert.Len(t, a.ServerCertificate().Certificate, 1, "the stored certificate is not modified")
 	// Each call returns an independent config: callers may mutate theirs.
 	cfg.NextProtos = append(cfg.NextProtos, "h2")
 	assert.Equal(t, []string{"http/1.1"}, a.ServerTLSConfig().NextProtos)
