@@ -16,10 +16,22 @@ import (
 
 	"github.com/kubedoio/n-kudo/internal/store"
 	"github.com/kubedoio/n-kudo/internal/store/pgtest"
+	"github.com/kubedoio/n-kudo/internal/store/storetest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(pgtest.Wrap(m))
+}
+
+// TestConformance runs the suite every store.Store implementation must
+// pass, each case on a fresh database.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Exercise(t, func(t *testing.T) store.Store { return openStore(t) })
+}
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Benchmark(b, func(b *testing.B) store.Store { return openStore(b) })
 }
 
 func openStore(t testing.TB) *Store {
