@@ -320,6 +320,12 @@ func TestDecodeRejects(t *testing.T) {
 		{"id with space", `{"type":"plan_ack","id":"a b","data":{}}`, agentproto.ErrMalformed},
 		{"id too long", `{"type":"plan_ack","id":"` + strings.Repeat("i", agentproto.MaxNameBytes+1) + `","data":{}}`, agentproto.ErrMalformed},
 		{"invalid json", `{"type":"plan_ack",}`, agentproto.ErrMalformed},
+		{"seq overflows", `{"type":"plan_ack","seq":18446744073709551616,"data":{}}`, agentproto.ErrMalformed},
+		{"seq with exponent", `{"type":"plan_ack","seq":1e2,"data":{}}`, agentproto.ErrMalformed},
+		{"seq as string", `{"type":"plan_ack","seq":"1","data":{}}`, agentproto.ErrMalformed},
+		{"seq as bool", `{"type":"plan_ack","seq":true,"data":{}}`, agentproto.ErrMalformed},
+		{"id as number", `{"type":"plan_ack","id":7,"data":{}}`, agentproto.ErrMalformed},
+		{"type as object", `{"type":{"a":"b"},"data":{}}`, agentproto.ErrMalformed},
 		{"key in other case", `{"TYPE":"plan_ack","data":{}}`, agentproto.ErrMalformed},
 		{"data key in other case", `{"type":"plan_ack","Data":{}}`, agentproto.ErrMalformed},
 		{"repeated type", `{"type":"plan_ack","type":"hello","data":{}}`, agentproto.ErrMalformed},
@@ -355,6 +361,34 @@ func TestDecodeAcceptsNullAndWhitespace(t *testing.T) {
 	got, err := agentproto.DecodeData[agentproto.PlanAck](env)
 	require.NoError(t, err)
 	require.Equal(t, agentproto.PlanAck{PlanID: idA}, got)
+}
+
+func TestDecodeEnvelopeEdgeCases(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		frame string
+		want  agentproto.Envelope
+	}{
+		{"max seq", `{"type":"plan_ack","seq":18446744073709551615}`,
+			agentproto.Envelope{Type: "plan_ack", Seq: 1<<64 - 1}},
+		{"escaped key and value", `{"\u0074ype":"plan\u005fack","id":"a\/b"}`,
+			agentproto.Envelope{Type: "plan_ack", ID: "a/b"}},
+		{"nulls", `{"type":"plan_ack","id":null,"seq":null,"ack":null}`,
+			agentproto.Envelope{Type: "plan_ack"}},
+		{"nested data with braces in strings", `{"data":{"a":["}",{"b":"]\""}]},"type":"error"}`,
+			agentproto.Envelope{Type: "error", Data: json.RawMessage(`{"a":["}",{"b":"]\""}]}`)}},
+		{"data is a number", `{"type":"error","data":12}`,
+			agentproto.Envelope{Type: "error", Data: json.RawMessage(`12`)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env, err := agentproto.Decode([]byte(tc.frame))
+			require.NoError(t, err)
+			require.Equal(t, tc.want, env)
+		})
+	}
 }
 
 func TestDecodeDataTypeMismatch(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"strconv"
 )
@@ -148,59 +147,6 @@ func Decode(frame []byte) (Envelope, error) {
 	}
 	if !KnownType(env.Type) {
 		return Envelope{}, fmt.Errorf("decoding frame: type %.64q: %w", env.Type, ErrUnknownType)
-	}
-	return env, nil
-}
-
-// decodeEnvelope parses the envelope object by hand instead of with
-// json.Unmarshal, which matches keys case-insensitively and lets a repeated
-// key silently win: two peers (or a proxy and a peer) could then read
-// different types from one frame. Keys must match exactly, once each.
-func decodeEnvelope(frame []byte) (Envelope, error) {
-	var env Envelope
-	dec := json.NewDecoder(bytes.NewReader(frame))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return env, errors.New("not a JSON object")
-	}
-	var seen [5]bool
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return env, err
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return env, fmt.Errorf("unexpected %v", tok)
-		}
-		var idx int
-		var dst any
-		switch key {
-		case "type":
-			idx, dst = 0, &env.Type
-		case "id":
-			idx, dst = 1, &env.ID
-		case "seq":
-			idx, dst = 2, &env.Seq
-		case "ack":
-			idx, dst = 3, &env.Ack
-		case "data":
-			idx, dst = 4, &env.Data
-		default:
-			return env, fmt.Errorf("unknown envelope field %.64q", key)
-		}
-		if seen[idx] {
-			return env, fmt.Errorf("repeated envelope field %q", key)
-		}
-		seen[idx] = true
-		if err := dec.Decode(dst); err != nil {
-			return env, fmt.Errorf("envelope field %q: %w", key, err)
-		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return env, err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return env, errors.New("data after the envelope")
 	}
 	return env, nil
 }

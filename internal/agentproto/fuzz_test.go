@@ -82,6 +82,15 @@ func FuzzDecode(f *testing.F) {
 			requireOneSentinel(t, err)
 			return
 		}
+		// Differential check of the hand-written envelope parser: what it
+		// accepts, encoding/json reads the same way.
+		var ref agentproto.Envelope
+		require.NoError(t, json.Unmarshal(frame, &ref))
+		require.Equal(t, ref.Type, env.Type)
+		require.Equal(t, ref.ID, env.ID)
+		require.Equal(t, ref.Seq, env.Seq)
+		require.Equal(t, ref.Ack, env.Ack)
+		require.Equal(t, string(ref.Data), string(env.Data))
 		msg, err := agentproto.DecodeMessage(env)
 		if err != nil {
 			requireOneSentinel(t, err)
