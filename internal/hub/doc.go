@@ -1,0 +1,23 @@
+// Package hub is the server side of the agent channel: it authenticates
+// agents on GET /v1/agent/connect (mutual TLS, one identity per client
+// certificate), runs one WebSocket session per agent, and turns the
+// agent's messages into store writes.
+//
+// A session costs one reader (the HTTP handler goroutine) and one writer
+// goroutine that drains a small bounded outbound queue with a write
+// deadline, so a slow agent is closed instead of stalling anyone else.
+// Nothing per message gets a goroutine: heartbeats and log lines from all
+// sessions go to two shared batchers owned by Run, which write them with
+// one store call per batch, because a per-heartbeat transaction cannot
+// reach the thousands of writes per second a large fleet produces.
+//
+// Plans reach a live agent through DispatchPlan right after the API stores
+// them; every non-terminal plan is sent again after each hello, so an agent
+// that was offline, or whose queue overflowed, still gets it. Live log
+// followers attach with SubscribeLogs and see lines only once they are
+// persisted.
+//
+// The hub never marks an agent offline when its connection drops: the
+// offline sweeper does it from last-seen times, so a quick reconnect racing
+// its own disconnect can never leave an online agent recorded offline.
+package hub

@@ -1,0 +1,379 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kubedoio/n-kudo/internal/agentproto"
+	"github.com/kubedoio/n-kudo/internal/pki"
+	"github.com/kubedoio/n-kudo/internal/store"
+)
+
+// Sentinel errors.
+var (
+	// ErrLagged: a log subscriber did not keep up and was dropped; it should
+	// re-read the stored lines and subscribe again.
+	ErrLagged = errors.New("log subscriber fell behind")
+	// ErrClosed: the subscription or the hub was closed.
+	ErrClosed = errors.New("hub closed")
+	// ErrStopped: Run was called on a hub that already ran.
+	ErrStopped = errors.New("hub already ran")
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultQueueSize         = 64
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultHeartbeatInterval = agentproto.DefaultHeartbeatIntervalMS * time.Millisecond
+	DefaultFlushInterval     = 250 * time.Millisecond
+	DefaultHelloTimeout      = 10 * time.Second
+	DefaultPingInterval      = 30 * time.Second
+	// DefaultFlushSize is the number of queued heartbeats that triggers a
+	// flush before the interval ends.
+	DefaultFlushSize = 1000
+)
+
+// Tuning constants that need no knob.
+const (
+	// shardCount spreads the session registry over independent locks so
+	// 10,000 sessions connecting at once do not queue on one mutex.
+	shardCount = 64
+	// logQueueBatches bounds the log batches waiting for the log batcher;
+	// a full queue makes the sending session's reader wait, which pushes
+	// back on that agent only (its TCP window fills), never on others.
+	logQueueBatches = 512
+	// logFlushLines and logFlushDelay bound one AppendLogLines call: big
+	// enough to amortise the transaction, short enough that a follower
+	// sees lines within tens of milliseconds.
+	logFlushLines = 5000
+	logFlushDelay = 10 * time.Millisecond
+	// shutdownFlushTimeout bounds the final flushes when Run stops.
+	shutdownFlushTimeout = 10 * time.Second
+	// silentIntervals heartbeat intervals without a frame close a session.
+	silentIntervals = 3
+)
+
+// slog keys.
+const (
+	logKeyAgent  = "agent_id"
+	logKeyReason = "reason"
+	logKeyErr    = "err"
+	logKeyCode   = "code"
+	logKeyRemote = "remote"
+	logKeyType   = "type"
+	logKeyCount  = "count"
+)
+
+// Options configure a Hub. Store and Authority are required.
+type Options struct {
+	Store     store.Store
+	Logger    *slog.Logger
+	Authority *pki.Authority
+	// AgentCertTTL is the lifetime of renewed agent certificates;
+	// pki.DefaultAgentCertTTL when zero.
+	AgentCertTTL time.Duration
+	// HeartbeatInterval is what hello_ack asks agents for; a session silent
+	// for three intervals is closed.
+	HeartbeatInterval time.Duration
+	// OfflineAfter marks an agent offline when its last heartbeat is older;
+	// 4 heartbeat intervals when zero.
+	OfflineAfter time.Duration
+	// Registerer receives the hub's metrics; none are registered when nil.
+	Registerer prometheus.Registerer
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+	// QueueSize bounds each session's outbound queue.
+	QueueSize int
+	// WriteTimeout bounds the write of one frame.
+	WriteTimeout time.Duration
+
+	// FlushInterval is the longest a heartbeat waits for its batch.
+	FlushInterval time.Duration
+	// FlushSize flushes the heartbeat batch early when that many hosts
+	// are queued.
+	FlushSize int
+	// SweepInterval is how often the offline sweeper runs; OfflineAfter/4
+	// when zero.
+	SweepInterval time.Duration
+	// HelloTimeout bounds the wait for the first frame.
+	HelloTimeout time.Duration
+	// PingInterval is how often a websocket ping checks the peer.
+	PingInterval time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.AgentCertTTL <= 0 {
+		o.AgentCertTTL = pki.DefaultAgentCertTTL
+	}
+	minHB := time.Duration(agentproto.MinHeartbeatIntervalMS) * time.Millisecond
+	maxHB := time.Duration(agentproto.MaxHeartbeatIntervalMS) * time.Millisecond
+	switch {
+	case o.HeartbeatInterval <= 0:
+		o.HeartbeatInterval = DefaultHeartbeatInterval
+	case o.HeartbeatInterval < minHB:
+		o.HeartbeatInterval = minHB
+	case o.HeartbeatInterval > maxHB:
+		o.HeartbeatInterval = maxHB
+	}
+	if o.OfflineAfter <= 0 {
+		o.OfflineAfter = 4 * o.HeartbeatInterval
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.FlushSize <= 0 {
+		o.FlushSize = DefaultFlushSize
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = o.OfflineAfter / 4
+	}
+	if o.HelloTimeout <= 0 {
+		o.HelloTimeout = DefaultHelloTimeout
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
+	}
+}
+
+// Hub runs the agent sessions of one server process.
+type Hub struct {
+	opts    Options
+	log     *slog.Logger
+	store   store.Store
+	metrics *metrics
+	// checkEvery is the period of each session's liveness check: often
+	// enough to notice silence within a fraction of the allowed window.
+	checkEvery time.Duration
+
+	shards [shardCount]shard
+	live   atomic.Int64
+
+	heartbeats *heartbeatBatcher
+	logs       *logBatcher
+	subs       subscriptions
+
+	// lifeMu guards the following; it orders session starts against
+	// shutdown so Run can wait for every session it must close.
+	lifeMu   sync.Mutex
+	started  bool
+	stopping bool
+	sessWG   sync.WaitGroup
+	// stopped is closed when Run begins shutting down.
+	stopped chan struct{}
+}
+
+type shard struct {
+	mu sync.Mutex // guards m
+	m  map[uuid.UUID]*session
+}
+
+// New returns a Hub. It panics only on a programming error: a nil Store
+// or Authority.
+func New(opts Options) *Hub {
+	if opts.Store == nil || opts.Authority == nil {
+		panic("hub.New: Store and Authority are required")
+	}
+	opts.setDefaults()
+	h := &Hub{
+		opts:    opts,
+		log:     opts.Logger,
+		store:   opts.Store,
+		metrics: newMetrics(opts.Registerer),
+		stopped: make(chan struct{}),
+	}
+	h.checkEvery = min(opts.PingInterval, opts.HeartbeatInterval)
+	for i := range h.shards {
+		h.shards[i].m = make(map[uuid.UUID]*session)
+	}
+	h.heartbeats = newHeartbeatBatcher(h)
+	h.logs = newLogBatcher(h)
+	h.subs.m = make(map[uuid.UUID]map[*LogSubscription]struct{})
+	h.subs.dropped = h.metrics.subscribersDropped
+	return h
+}
+
+func (h *Hub) now() time.Time { return h.opts.Now() }
+
+func (h *Hub) shardOf(id uuid.UUID) *shard {
+	return &h.shards[id[15]%shardCount]
+}
+
+// Run owns the hub's background loops: the heartbeat batcher, the log
+// batcher and the offline sweeper. When ctx ends it closes every session
+// with CloseGoingAway, waits for them, flushes what is queued and returns.
+func (h *Hub) Run(ctx context.Context) error {
+	h.lifeMu.Lock()
+	if h.started {
+		h.lifeMu.Unlock()
+		return ErrStopped
+	}
+	h.started = true
+	h.lifeMu.Unlock()
+
+	// Batchers outlive ctx: sessions still deliver their last frames
+	// while they close, and those must be flushed before Run returns.
+	batchCtx, stopBatchers := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { h.heartbeats.run(batchCtx) })
+	wg.Go(func() { h.logs.run(batchCtx) })
+	wg.Go(func() { h.sweep(ctx) })
+
+	<-ctx.Done()
+	h.lifeMu.Lock()
+	h.stopping = true
+	close(h.stopped)
+	h.lifeMu.Unlock()
+
+	h.closeAll(agentproto.CloseGoingAway, agentproto.CloseGoingAwayReason)
+	h.sessWG.Wait()
+	stopBatchers()
+	wg.Wait()
+	h.subs.closeAll()
+	return nil
+}
+
+// closeAll closes every live session.
+func (h *Hub) closeAll(code websocket.StatusCode, reason string) {
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.Lock()
+		for _, s := range sh.m {
+			s.kill(code, reason, nil)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// sweep marks agents without a recent heartbeat offline, and closes their
+// sessions if any are still open (a half-open TCP connection, say).
+func (h *Hub) sweep(ctx context.Context) {
+	t := time.NewTicker(h.opts.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cutoff := h.now().Add(-h.opts.OfflineAfter)
+		agents, err := h.store.MarkStaleAgentsOffline(ctx, cutoff)
+		if err != nil {
+			if ctx.Err() == nil {
+				h.log.Error("sweeping offline agents", logKeyErr, err)
+			}
+			continue
+		}
+		h.metrics.agentsMarkedOffline.Add(float64(len(agents)))
+		for _, a := range agents {
+			if s := h.lookup(a.ID); s != nil {
+				s.kill(agentproto.CloseHeartbeatTimeout, agentproto.CloseHeartbeatTimeoutReason, nil)
+			}
+		}
+		if len(agents) > 0 {
+			h.log.Info("marked agents offline", logKeyCount, len(agents))
+		}
+	}
+}
+
+// beginSession reserves a place for a session, refusing once Run stops.
+func (h *Hub) beginSession() bool {
+	h.lifeMu.Lock()
+	defer h.lifeMu.Unlock()
+	if h.stopping {
+		return false
+	}
+	h.sessWG.Add(1)
+	return true
+}
+
+func (h *Hub) lookup(agentID uuid.UUID) *session {
+	sh := h.shardOf(agentID)
+	sh.mu.Lock()
+	s := sh.m[agentID]
+	sh.mu.Unlock()
+	return s
+}
+
+// register makes s the agent's session, closing the one it replaces.
+func (h *Hub) register(s *session) {
+	sh := h.shardOf(s.id.AgentID)
+	sh.mu.Lock()
+	old := sh.m[s.id.AgentID]
+	sh.m[s.id.AgentID] = s
+	sh.mu.Unlock()
+	if old != nil {
+		old.kill(agentproto.CloseReplaced, agentproto.CloseReplacedReason, nil)
+		h.log.Info("agent session replaced", logKeyAgent, s.id.AgentID)
+		return
+	}
+	h.metrics.sessions.Set(float64(h.live.Add(1)))
+}
+
+// unregister removes s if it is still the agent's session.
+func (h *Hub) unregister(s *session) {
+	sh := h.shardOf(s.id.AgentID)
+	sh.mu.Lock()
+	cur := sh.m[s.id.AgentID]
+	if cur == s {
+		delete(sh.m, s.id.AgentID)
+	}
+	sh.mu.Unlock()
+	if cur == s {
+		h.metrics.sessions.Set(float64(h.live.Add(-1)))
+	}
+}
+
+// Online reports whether the agent has a live session on this hub.
+func (h *Hub) Online(agentID uuid.UUID) bool {
+	return h.lookup(agentID) != nil
+}
+
+// Sessions returns the number of live (registered) sessions.
+func (h *Hub) Sessions() int {
+	return int(h.live.Load())
+}
+
+// DispatchPlan sends a freshly stored plan to its agent if the agent is
+// connected. It never blocks: a session whose queue is full is closed as a
+// slow consumer, and the plan, still pending in the store, is sent again
+// after the agent's next hello.
+func (h *Hub) DispatchPlan(p store.Plan) {
+	s := h.lookup(p.AgentID)
+	if s == nil {
+		return
+	}
+	s.dispatch(p)
+}
+
+// Revoke closes the agent's live session, if any, with a revoked notice
+// and CloseRevoked. Call it after store.RevokeAgent, so the agent's next
+// handshake is refused too.
+func (h *Hub) Revoke(agentID uuid.UUID) {
+	s := h.lookup(agentID)
+	if s == nil {
+		return
+	}
+	h.log.Info("closing revoked agent session", logKeyAgent, agentID)
+	s.kill(agentproto.CloseRevoked, agentproto.CloseRevokedReason,
+		&agentproto.Revoked{Reason: "agent identity revoked by an operator"})
+}

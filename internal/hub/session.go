@@ -1,0 +1,618 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+
+	"github.com/kubedoio/n-kudo/internal/agentproto"
+	"github.com/kubedoio/n-kudo/internal/pki"
+	"github.com/kubedoio/n-kudo/internal/store"
+)
+
+// outFrame is one queued outbound message. It is encoded by the writer,
+// which numbers frames, so seq always matches the order on the wire even
+// when several goroutines enqueue.
+type outFrame struct {
+	id  string
+	msg agentproto.Message
+}
+
+// session is one agent's live connection. The handler goroutine reads
+// (serve); one writer goroutine (writeLoop) owns every write and the
+// close. Fields are kept few, since 10,000 of them must stay small.
+type session struct {
+	hub    *Hub
+	conn   *websocket.Conn
+	id     pki.AgentIdentity
+	hostID uuid.UUID
+	// ctx bounds the session's store calls; cancelled when serve returns.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	out        chan outFrame
+	done       chan struct{} // closed by kill
+	writerDone chan struct{}
+
+	killOnce    sync.Once
+	closeCode   websocket.StatusCode // set before done is closed
+	closeReason string
+	final       agentproto.Message // sent before the close, when set
+
+	// lastRead is the unix-nano time of the last frame read, for the
+	// silence check in the writer.
+	lastRead atomic.Int64
+
+	// Reader-owned state.
+	inSeq    uint64
+	nbHash   uint64
+	vmHash   uint64
+	lastExec uuid.UUID // last execution verified to belong to this agent
+
+	// Writer-owned state.
+	outSeq uint64
+
+	mu    sync.Mutex // guards the following
+	ready bool       // pending plans sent; DispatchPlan may enqueue directly
+	early []store.Plan
+}
+
+func newSession(h *Hub, conn *websocket.Conn, id pki.AgentIdentity, agent store.Agent) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{
+		hub:        h,
+		conn:       conn,
+		id:         id,
+		hostID:     agent.HostID,
+		ctx:        ctx,
+		cancel:     cancel,
+		out:        make(chan outFrame, h.opts.QueueSize),
+		done:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	s.lastRead.Store(time.Now().UnixNano())
+	return s
+}
+
+// kill asks the writer to close the connection with code (after sending
+// final, when set). Only the first call counts; it reports whether it was
+// the first. It never blocks.
+func (s *session) kill(code websocket.StatusCode, reason string, final agentproto.Message) bool {
+	first := false
+	s.killOnce.Do(func() {
+		first = true
+		s.closeCode, s.closeReason, s.final = code, reason, final
+		close(s.done)
+	})
+	return first
+}
+
+// enqueue queues a frame without blocking; a full queue closes the session
+// as a slow consumer, because waiting would stall the caller (an API
+// request, the log batcher) on one agent.
+func (s *session) enqueue(id string, msg agentproto.Message) bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	select {
+	case s.out <- outFrame{id: id, msg: msg}:
+		return true
+	default:
+		if s.kill(agentproto.CloseSlowConsumer, agentproto.CloseSlowConsumerReason, nil) {
+			s.hub.metrics.slowConsumerCloses.Inc()
+			s.hub.log.Warn("closing slow agent session: outbound queue full", logKeyAgent, s.id.AgentID)
+		}
+		return false
+	}
+}
+
+func (s *session) sendError(id, code, message string) {
+	s.enqueue(id, &agentproto.Error{Code: code, Message: message})
+}
+
+// writeLoop drains the outbound queue, pings, checks for silence, and
+// closes the connection once the session is killed.
+func (s *session) writeLoop() {
+	defer close(s.writerDone)
+	h := s.hub
+	t := time.NewTicker(h.checkEvery)
+	defer t.Stop()
+	lastPing := time.Now()
+	for {
+		select {
+		case <-s.done:
+			s.finish()
+			return
+		case <-h.stopped:
+			// Covers sessions not registered yet (still waiting for
+			// hello), which closeAll cannot see.
+			s.kill(agentproto.CloseGoingAway, agentproto.CloseGoingAwayReason, nil)
+		case f := <-s.out:
+			if err := s.write(f); err != nil {
+				s.writeFailed(err)
+				return
+			}
+		case now := <-t.C:
+			silent := now.Sub(time.Unix(0, s.lastRead.Load()))
+			if silent > silentIntervals*h.opts.HeartbeatInterval {
+				h.log.Info("closing silent agent session", logKeyAgent, s.id.AgentID, "silent_for", silent)
+				s.kill(agentproto.CloseHeartbeatTimeout, agentproto.CloseHeartbeatTimeoutReason, nil)
+				continue
+			}
+			if now.Sub(lastPing) < h.opts.PingInterval {
+				continue
+			}
+			lastPing = now
+			ctx, cancel := context.WithTimeout(context.Background(), h.opts.WriteTimeout)
+			err := s.conn.Ping(ctx)
+			cancel()
+			if err != nil {
+				s.writeFailed(fmt.Errorf("pinging: %w", err))
+				return
+			}
+		}
+	}
+}
+
+func (s *session) write(f outFrame) error {
+	typ := f.msg.MessageType()
+	frame, err := agentproto.Encode(typ, f.id, s.outSeq+1, 0, f.msg)
+	if err != nil {
+		// Only a bug (or a plan the store accepted beyond the protocol's
+		// limits) gets here; the frame is dropped, the session lives on.
+		s.hub.log.Error("encoding frame for agent", logKeyAgent, s.id.AgentID, logKeyType, typ, logKeyErr, err)
+		return nil
+	}
+	s.outSeq++
+	ctx, cancel := context.WithTimeout(context.Background(), s.hub.opts.WriteTimeout)
+	defer cancel()
+	if err := s.conn.Write(ctx, websocket.MessageText, frame); err != nil {
+		return fmt.Errorf("writing %s frame: %w", typ, err)
+	}
+	s.hub.metrics.frameOut(typ)
+	return nil
+}
+
+// writeFailed ends a session whose write or ping failed. A deadline means
+// the agent stopped reading: a slow consumer. The library has already torn
+// the connection down by then, so no close frame can be sent.
+func (s *session) writeFailed(err error) {
+	if errors.Is(err, context.DeadlineExceeded) {
+		if s.kill(agentproto.CloseSlowConsumer, agentproto.CloseSlowConsumerReason, nil) {
+			s.hub.metrics.slowConsumerCloses.Inc()
+			s.hub.log.Warn("closing slow agent session: write timed out", logKeyAgent, s.id.AgentID)
+		}
+	} else {
+		s.kill(websocket.StatusAbnormalClosure, "write failed", nil)
+	}
+	_ = s.conn.CloseNow()
+}
+
+// finish sends the final frame, if any, and closes with the kill status.
+func (s *session) finish() {
+	if s.final != nil {
+		if err := s.write(outFrame{msg: s.final}); err != nil {
+			_ = s.conn.CloseNow()
+			return
+		}
+	}
+	_ = s.conn.Close(s.closeCode, s.closeReason)
+}
+
+// errTransport marks a read error of the connection itself (closed by the
+// peer or by the writer), as opposed to a bad frame.
+type errTransport struct{ err error }
+
+func (e errTransport) Error() string { return e.err.Error() }
+func (e errTransport) Unwrap() error { return e.err }
+
+// readEnvelope reads and decodes one frame and checks its seq.
+func (s *session) readEnvelope() (agentproto.Envelope, error) {
+	// No context deadline: the writer closes the connection to stop this
+	// read, so the close status is the one the writer chose.
+	typ, data, err := s.conn.Read(context.Background())
+	if err != nil {
+		return agentproto.Envelope{}, errTransport{err}
+	}
+	s.lastRead.Store(time.Now().UnixNano())
+	if typ != websocket.MessageText {
+		return agentproto.Envelope{}, fmt.Errorf("reading frame: binary message: %w", agentproto.ErrMalformed)
+	}
+	env, err := agentproto.Decode(data)
+	if err != nil {
+		return env, err
+	}
+	if env.Seq != 0 {
+		if env.Seq != s.inSeq+1 {
+			return env, fmt.Errorf("reading %s frame: seq %d after %d: %w", env.Type, env.Seq, s.inSeq, errSeq)
+		}
+		s.inSeq = env.Seq
+	}
+	s.hub.metrics.frameIn(env.Type)
+	return env, nil
+}
+
+// errSeq: a frame broke the seq rule. It maps to CloseProtocolError.
+var errSeq = errors.New("sequence gap")
+
+// fail closes the session for a bad frame or protocol violation.
+func (s *session) fail(err error) {
+	code, reason := agentproto.CloseFor(err)
+	if s.kill(code, reason, nil) {
+		s.hub.log.Info("closing agent session", logKeyAgent, s.id.AgentID, logKeyCode, int(code), logKeyErr, err)
+	}
+}
+
+// serve runs the session on the handler goroutine until it ends.
+func (s *session) serve(remote string) {
+	h := s.hub
+	go s.writeLoop()
+	registered := false
+	defer func() {
+		s.kill(agentproto.CloseNormal, agentproto.CloseNormalReason, nil)
+		<-s.writerDone
+		if registered {
+			h.unregister(s)
+		}
+		s.cancel()
+	}()
+
+	helloTimer := time.AfterFunc(h.opts.HelloTimeout, func() {
+		if s.kill(agentproto.CloseProtocolError, "no hello in time", nil) {
+			h.metrics.refused(refuseNoHello)
+			h.log.Info("closing agent session: no hello in time", logKeyAgent, s.id.AgentID, logKeyRemote, remote)
+		}
+	})
+	env, err := s.readEnvelope()
+	helloTimer.Stop()
+	if err != nil {
+		if !errors.As(err, new(errTransport)) {
+			s.fail(err)
+		}
+		return
+	}
+	if env.Type != agentproto.TypeHello {
+		s.fail(fmt.Errorf("first frame is %s, want hello", env.Type))
+		return
+	}
+	hello, err := agentproto.DecodeData[agentproto.Hello](env)
+	if err != nil {
+		s.fail(err)
+		return
+	}
+	if hello.CapabilityVersion < agentproto.MinCapabilityVersion {
+		h.metrics.refused(refuseCapability)
+		h.log.Warn("refusing agent: capability version too old", logKeyAgent, s.id.AgentID,
+			"capability_version", hello.CapabilityVersion, "min", agentproto.MinCapabilityVersion,
+			"agent_version", hello.AgentVersion)
+		s.kill(agentproto.CloseCapabilityTooOld, agentproto.CloseCapabilityTooOldReason, nil)
+		return
+	}
+	registered = true
+	if err := s.onHello(hello); err != nil {
+		h.log.Error("starting agent session", logKeyAgent, s.id.AgentID, logKeyErr, err)
+		s.kill(websocket.StatusInternalError, "server error, retry later", nil)
+		return
+	}
+	h.log.Debug("agent session started", logKeyAgent, s.id.AgentID, logKeyRemote, remote)
+
+	for {
+		env, err := s.readEnvelope()
+		if err != nil {
+			if !errors.As(err, new(errTransport)) {
+				s.fail(err)
+			}
+			return
+		}
+		if err := s.handle(env); err != nil {
+			s.fail(err)
+			return
+		}
+	}
+}
+
+// onHello accepts the session: hello_ack first, then the recorded state,
+// then every plan still pending, in creation order.
+func (s *session) onHello(m agentproto.Hello) error {
+	h := s.hub
+	now := h.now()
+	if err := h.store.SetAgentOnline(s.ctx, s.id.AgentID, true, m.AgentVersion, now); err != nil {
+		return fmt.Errorf("marking agent %s online: %w", s.id.AgentID, err)
+	}
+	s.enqueue("", &agentproto.HelloAck{
+		AgentID:             s.id.AgentID,
+		CapabilityVersion:   agentproto.CapabilityVersion,
+		HeartbeatIntervalMS: h.opts.HeartbeatInterval.Milliseconds(),
+		ServerTime:          now.UTC(),
+		Limits:              agentproto.DefaultLimits(),
+	})
+	facts, err := json.Marshal(m.Facts)
+	if err != nil {
+		return fmt.Errorf("encoding facts of agent %s: %w", s.id.AgentID, err)
+	}
+	nb, err := json.Marshal(m.NetBird)
+	if err != nil {
+		return fmt.Errorf("encoding netbird state of agent %s: %w", s.id.AgentID, err)
+	}
+	s.nbHash = hashBytes(nb)
+	s.vmHash = hashVMs(m.VMs)
+	h.heartbeats.add(hostUpdate{
+		hostID: s.hostID, agentID: s.id.AgentID, seen: now,
+		facts: facts, netbird: nb, vms: vmReports(m.VMs), hasVMs: true,
+	})
+	// Registering after hello_ack is queued keeps hello_ack the first
+	// frame; until ready, DispatchPlan parks plans in s.early.
+	h.register(s)
+
+	plans, err := h.store.PendingPlans(s.ctx, s.id.AgentID)
+	if err != nil {
+		return fmt.Errorf("listing pending plans: %w", err)
+	}
+	var skip map[uuid.UUID]bool
+	if len(m.PendingResults) > 0 {
+		skip = make(map[uuid.UUID]bool, len(m.PendingResults))
+		for _, id := range m.PendingResults {
+			skip[id] = true
+		}
+	}
+	sent := make(map[uuid.UUID]bool, len(plans))
+	for _, p := range plans {
+		s.sendPlan(p, skip)
+		sent[p.ID] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.early {
+		if !sent[p.ID] {
+			s.sendPlan(p, skip)
+		}
+	}
+	s.early = nil
+	s.ready = true
+	return nil
+}
+
+// dispatch sends a freshly created plan, or parks it until the pending
+// plans of the hello are out, so plans reach the agent in creation order.
+func (s *session) dispatch(p store.Plan) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ready {
+		if len(s.early) >= cap(s.out) {
+			if s.kill(agentproto.CloseSlowConsumer, agentproto.CloseSlowConsumerReason, nil) {
+				s.hub.metrics.slowConsumerCloses.Inc()
+			}
+			return
+		}
+		s.early = append(s.early, p)
+		return
+	}
+	s.sendPlan(p, nil)
+}
+
+// sendPlan queues the plan's unfinished actions, leaving out those whose
+// results the agent is about to resend.
+func (s *session) sendPlan(p store.Plan, skip map[uuid.UUID]bool) {
+	actions := slices.Clone(p.Actions)
+	slices.SortFunc(actions, func(a, b store.PlanAction) int { return a.Seq - b.Seq })
+	wp := &agentproto.Plan{PlanID: p.ID, Actions: make([]agentproto.Action, 0, len(actions))}
+	for _, a := range actions {
+		if store.Terminal(a.Status) || skip[a.ID] {
+			continue
+		}
+		wp.Actions = append(wp.Actions, agentproto.Action{
+			ActionID: a.ID, ExecutionID: a.ExecutionID, Type: a.Type, VMID: a.VMID,
+			Params: emptyObjectAsNil(a.Params),
+		})
+	}
+	if len(wp.Actions) == 0 {
+		return
+	}
+	s.enqueue("", wp)
+}
+
+// emptyObjectAsNil leaves out "{}" params, which the wire omits.
+func emptyObjectAsNil(p json.RawMessage) json.RawMessage {
+	if len(p) == 0 || string(p) == "{}" || string(p) == "null" {
+		return nil
+	}
+	return p
+}
+
+// handle processes one frame after hello. A returned error closes the
+// session with agentproto.CloseFor(err); problems that leave the channel
+// usable are answered with an error frame instead.
+func (s *session) handle(env agentproto.Envelope) error {
+	switch env.Type {
+	case agentproto.TypeHeartbeat:
+		m, err := agentproto.DecodeData[agentproto.Heartbeat](env)
+		if err != nil {
+			return err
+		}
+		return s.onHeartbeat(m)
+	case agentproto.TypeActionResult:
+		m, err := agentproto.DecodeData[agentproto.ActionResult](env)
+		if err != nil {
+			return err
+		}
+		s.onActionResult(env.ID, m)
+	case agentproto.TypeLogBatch:
+		m, err := agentproto.DecodeData[agentproto.LogBatch](env)
+		if err != nil {
+			return err
+		}
+		s.onLogBatch(env.ID, m)
+	case agentproto.TypeCertRenew:
+		m, err := agentproto.DecodeData[agentproto.CertRenew](env)
+		if err != nil {
+			return err
+		}
+		s.onCertRenew(env.ID, m)
+	case agentproto.TypePlanAck:
+		m, err := agentproto.DecodeData[agentproto.PlanAck](env)
+		if err != nil {
+			return err
+		}
+		s.onPlanAck(env.ID, m)
+	case agentproto.TypeConsoleData:
+		// This hub starts no console streams; a chunk of a stream that
+		// ended is harmless and dropped after validation.
+		if _, err := agentproto.DecodeData[agentproto.ConsoleData](env); err != nil {
+			return err
+		}
+	case agentproto.TypeHello:
+		return fmt.Errorf("second hello: %w", errSeq)
+	default:
+		return fmt.Errorf("agent sent server message %s: %w", env.Type, errSeq)
+	}
+	return nil
+}
+
+func (s *session) onHeartbeat(m agentproto.Heartbeat) error {
+	upd := hostUpdate{hostID: s.hostID, agentID: s.id.AgentID, seen: s.hub.now()}
+	if m.Facts != nil {
+		facts, err := json.Marshal(m.Facts)
+		if err != nil {
+			return fmt.Errorf("encoding facts: %w", err)
+		}
+		upd.facts = facts
+	}
+	nb, err := json.Marshal(m.NetBird)
+	if err != nil {
+		return fmt.Errorf("encoding netbird state: %w", err)
+	}
+	if hsh := hashBytes(nb); hsh != s.nbHash {
+		upd.netbird, s.nbHash = nb, hsh
+	}
+	if hsh := hashVMs(m.VMs); hsh != s.vmHash {
+		upd.vms, upd.hasVMs, s.vmHash = vmReports(m.VMs), true, hsh
+	}
+	s.hub.heartbeats.add(upd)
+	return nil
+}
+
+func (s *session) onActionResult(id string, m agentproto.ActionResult) {
+	h := s.hub
+	p, err := h.store.ApplyActionResult(s.ctx, s.id.AgentID, store.ActionResult{
+		ActionID: m.ActionID, Status: m.Status, Error: m.Error, VMState: m.VMState, At: h.now(),
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		s.sendError(id, agentproto.ErrorCodeUnexpected, "action "+m.ActionID.String()+" is not an action of this agent")
+		return
+	}
+	if err != nil {
+		h.log.Error("applying action result", logKeyAgent, s.id.AgentID, "action_id", m.ActionID, logKeyErr, err)
+		s.sendError(id, agentproto.ErrorCodeInternal, "could not record the result; resend it later")
+		return
+	}
+	if m.VMState != "" {
+		// A heartbeat queued before this result may carry the VM's state
+		// from before the action; it must not overwrite the result's.
+		for _, a := range p.Actions {
+			if a.ID == m.ActionID && a.VMID != uuid.Nil {
+				h.heartbeats.forgetVM(s.hostID, a.VMID)
+			}
+		}
+	}
+	if m.Terminal() {
+		s.enqueue(id, &agentproto.ResultAck{ActionID: m.ActionID})
+	}
+}
+
+func (s *session) onLogBatch(id string, m agentproto.LogBatch) {
+	h := s.hub
+	if m.ExecutionID != s.lastExec {
+		owner, err := h.store.ExecutionAgent(s.ctx, m.ExecutionID)
+		switch {
+		case errors.Is(err, store.ErrNotFound) || (err == nil && owner != s.id.AgentID):
+			s.sendError(id, agentproto.ErrorCodeUnexpected, "execution "+m.ExecutionID.String()+" is not an execution of this agent")
+			return
+		case err != nil:
+			h.log.Error("checking execution owner", logKeyAgent, s.id.AgentID, "execution_id", m.ExecutionID, logKeyErr, err)
+			s.sendError(id, agentproto.ErrorCodeInternal, "could not store the log lines; resend them later")
+			return
+		}
+		s.lastExec = m.ExecutionID
+	}
+	lines := make([]store.LogLine, len(m.Lines))
+	for i, l := range m.Lines {
+		lines[i] = store.LogLine{ExecutionID: m.ExecutionID, Seq: l.Seq, At: l.At, Stream: l.Stream, Message: l.Message}
+	}
+	h.logs.submit(s, logItem{s: s, lines: lines})
+}
+
+func (s *session) onCertRenew(id string, m agentproto.CertRenew) {
+	h := s.hub
+	certPEM, serial, notAfter, err := h.opts.Authority.SignAgentCSR([]byte(m.CSR), s.id, h.opts.AgentCertTTL)
+	if err != nil {
+		h.log.Warn("refusing certificate renewal", logKeyAgent, s.id.AgentID, logKeyErr, err)
+		s.sendError(id, agentproto.ErrorCodeCertRenewal, "the certificate request was refused")
+		return
+	}
+	if err := h.store.RotateAgentCert(s.ctx, s.id.AgentID, serial, notAfter); err != nil {
+		h.log.Error("recording renewed certificate", logKeyAgent, s.id.AgentID, logKeyErr, err)
+		s.sendError(id, agentproto.ErrorCodeInternal, "could not record the renewed certificate; retry later")
+		return
+	}
+	h.log.Info("renewed agent certificate", logKeyAgent, s.id.AgentID, "serial", serial, "not_after", notAfter)
+	s.enqueue(id, &agentproto.CertRenewed{
+		Certificate: string(certPEM), CA: string(h.opts.Authority.CACertPEM()), ExpiresAt: notAfter,
+	})
+}
+
+func (s *session) onPlanAck(id string, m agentproto.PlanAck) {
+	h := s.hub
+	// MarkPlanDispatched is not agent-scoped: check ownership first so an
+	// agent cannot advance another agent's plan.
+	p, err := h.store.GetPlan(s.ctx, s.id.TenantID, m.PlanID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && p.AgentID != s.id.AgentID) {
+		s.sendError(id, agentproto.ErrorCodeUnexpected, "plan "+m.PlanID.String()+" is not a plan of this agent")
+		return
+	}
+	if err == nil {
+		err = h.store.MarkPlanDispatched(s.ctx, m.PlanID, h.now())
+	}
+	if err != nil {
+		h.log.Error("marking plan dispatched", logKeyAgent, s.id.AgentID, "plan_id", m.PlanID, logKeyErr, err)
+		s.sendError(id, agentproto.ErrorCodeInternal, "could not record the plan acknowledgement")
+	}
+}
+
+func vmReports(vms []agentproto.VMStatus) []store.VMStateReport {
+	out := make([]store.VMStateReport, len(vms))
+	for i, v := range vms {
+		out[i] = store.VMStateReport{VMID: v.VMID, ActualState: v.State, Error: v.Error}
+	}
+	return out
+}
+
+func hashBytes(b []byte) uint64 {
+	f := fnv.New64a()
+	_, _ = f.Write(b)
+	return f.Sum64()
+}
+
+// hashVMs fingerprints a VM state list so an unchanged one is not written.
+// Zero is reserved for "nothing reported yet".
+func hashVMs(vms []agentproto.VMStatus) uint64 {
+	f := fnv.New64a()
+	for _, v := range vms {
+		_, _ = f.Write(v.VMID[:])
+		_, _ = f.Write([]byte(v.State))
+		_, _ = f.Write([]byte{0})
+		_, _ = f.Write([]byte(v.Error))
+		_, _ = f.Write([]byte{0})
+	}
+	return f.Sum64() | 1
+}

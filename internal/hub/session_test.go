@@ -1,0 +1,378 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kubedoio/n-kudo/internal/agentproto"
+	"github.com/kubedoio/n-kudo/internal/hub"
+	"github.com/kubedoio/n-kudo/internal/pki"
+	"github.com/kubedoio/n-kudo/internal/store"
+)
+
+func TestHelloAckRecordsState(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	a := e.enroll()
+	vm := e.createVM(a, store.VMUnknown)
+	_, ack := e.connect(a, agentproto.VMStatus{VMID: vm, State: agentproto.VMRunning})
+
+	require.Equal(t, a.id, ack.AgentID)
+	require.Equal(t, agentproto.CapabilityVersion, ack.CapabilityVersion)
+	require.Equal(t, int64(agentproto.DefaultHeartbeatIntervalMS), ack.HeartbeatIntervalMS)
+	require.Equal(t, agentproto.DefaultLimits(), ack.Limits)
+	require.WithinDuration(t, time.Now(), ack.ServerTime, time.Minute)
+	require.True(t, e.hub.Online(a.id))
+	require.Equal(t, 1, e.hub.Sessions())
+
+	ctx := context.Background()
+	eventually(t, "hello state persisted", func() (bool, error) {
+		h, err := e.st.GetHost(ctx, e.tenant, a.host)
+		if err != nil {
+			return false, err
+		}
+		v, err := e.st.GetVM(ctx, e.tenant, vm)
+		if err != nil {
+			return false, err
+		}
+		var facts agentproto.HostFacts
+		_ = json.Unmarshal(h.Facts, &facts)
+		var nb agentproto.NetBirdStatus
+		_ = json.Unmarshal(h.NetBird, &nb)
+		return h.Online && facts.Hostname == "edge-1" && nb.State == agentproto.NetBirdConnected &&
+			v.ActualState == store.VMRunning, nil
+	})
+	ag, err := e.st.GetAgent(ctx, a.id)
+	require.NoError(t, err)
+	require.Equal(t, store.AgentOnline, ag.Status)
+	require.Equal(t, "1.2.3", ag.Version)
+}
+
+func TestPlanDispatchedToLiveSession(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	a := e.enroll()
+	vm := e.createVM(a, store.VMStopped)
+	c, _ := e.connect(a)
+
+	p := e.createPlan(a, vm, store.ActionMicroVMStart)
+	e.hub.DispatchPlan(p)
+	got := decodePlan(t, c.expect(agentproto.TypePlan))
+	require.Equal(t, p.ID, got.PlanID)
+	require.Len(t, got.Actions, 1)
+	require.Equal(t, p.Actions[0].ID, got.Actions[0].ActionID)
+	require.Equal(t, p.Actions[0].ExecutionID, got.Actions[0].ExecutionID)
+	require.Equal(t, vm, got.Actions[0].VMID)
+	require.Equal(t, store.StatusPending, e.plan(p.ID).Status)
+
+	c.send(agentproto.TypePlanAck, "", &agentproto.PlanAck{PlanID: p.ID})
+	eventually(t, "plan dispatched", func() (bool, error) {
+		return e.plan(p.ID).Status == store.StatusDispatched, nil
+	})
+}
+
+func TestPendingPlansSentAfterHelloAck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	a := e.enroll()
+	vm := e.createVM(a, store.VMStopped)
+	first := e.createPlan(a, vm, store.ActionMicroVMStart)
+	second := e.createPlan(a, vm, store.ActionMicroVMStop)
+	e.hub.DispatchPlan(first) // offline: nothing to do, must not block
+
+	c, _ := e.connect(a)
+	require.Equal(t, first.ID, decodePlan(t, c.expect(agentproto.TypePlan)).PlanID)
+	require.Equal(t, second.ID, decodePlan(t, c.expect(agentproto.TypePlan)).PlanID)
+}
+
+func TestActionResultAppliedOnceAndAcked(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	a := e.enroll()
+	vm := e.createVM(a, store.VMStopped)
+	p := e.createPlan(a, vm, store.ActionMicroVMStart)
+	c, _ := e.connect(a)
+	c.expect(agentproto.TypePlan)
+	act := p.Actions[0]
+	ctx := context.Background()
+
+	result := func(id, status, errText, vmState string) {
+		c.send(agentproto.TypeActionResult, id, &agentproto.ActionResult{
+			PlanID: p.ID, ActionID: act.ID, ExecutionID: act.ExecutionID,
+			Status: status, Error: errText, VMState: vmState, At: time.Now(),
+		})
+	}
+	result("r1", agentproto.ResultSucceeded, "", agentproto.VMRunning)
+	ack := c.expect(agentproto.TypeResultAck)
+	require.Equal(t, "r1", ack.ID)
+	ra, err := agentproto.DecodeData[agentproto.ResultAck](ack)
+	require.NoError(t, err)
+	require.Equal(t, act.ID, ra.ActionID)
+
+	got := e.plan(p.ID)
+	require.Equal(t, store.StatusSucceeded, got.Status)
+	require.Equal(t, store.StatusSucceeded, got.Actions[0].Status)
+	ex, err := e.st.GetExecution(ctx, e.tenant, act.ExecutionID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, ex.Status)
+	v, err := e.st.GetVM(ctx, e.tenant, vm)
+	require.NoError(t, err)
+	require.Equal(t, store.VMRunning, v.ActualState)
+
+	// A repeat (say, after a lost ack) is acked again and changes nothing.
+	result("r2", agentproto.ResultFailed, "boom", agentproto.VMFailed)
+	require.Equal(t, "r2", c.expect(agentproto.TypeResultAck).ID)
+	got = e.plan(p.ID)
+	require.Equal(t, store.StatusSucceeded, got.Status)
+	require.Empty(t, got.Actions[0].Error)
+	v, err = e.st.GetVM(ctx, e.tenant, vm)
+	require.NoError(t, err)
+	require.Equal(t, store.VMRunning, v.ActualState)
+}
+
+func TestForeignActionAndExecutionRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	owner, other := e.enroll(), e.enroll()
+	vm := e.createVM(owner, store.VMStopped)
+	p := e.createPlan(owner, vm, store.ActionMicroVMStart)
+	act := p.Actions[0]
+	c, _ := e.connect(other)
+
+	c.send(agentproto.TypeActionResult, "steal", &agentproto.ActionResult{
+		PlanID: p.ID, ActionID: act.ID, ExecutionID: act.ExecutionID,
+		Status: agentproto.ResultSucceeded, VMState: agentproto.VMRunning, At: time.Now(),
+	})
+	env := c.expect(agentproto.TypeError)
+	require.Equal(t, "steal", env.ID)
+	msg, err := agentproto.DecodeData[agentproto.Error](env)
+	require.NoError(t, err)
+	require.Equal(t, agentproto.ErrorCodeUnexpected, msg.Code)
+
+	c.send(agentproto.TypeLogBatch, "logs", &agentproto.LogBatch{ExecutionID: act.ExecutionID,
+		Lines: []agentproto.LogLine{{Seq: 1, At: time.Now(), Stream: agentproto.StreamStdout, Message: "x"}}})
+	require.Equal(t, "logs", c.expect(agentproto.TypeError).ID)
+
+	c.send(agentproto.TypePlanAck, "ack", &agentproto.PlanAck{PlanID: p.ID})
+	require.Equal(t, "ack", c.expect(agentproto.TypeError).ID)
+
+	got := e.plan(p.ID)
+	require.Equal(t, store.StatusPending, got.Status)
+	require.Equal(t, store.StatusPending, got.Actions[0].Status)
+	v, err := e.st.GetVM(context.Background(), e.tenant, vm)
+	require.NoError(t, err)
+	require.Equal(t, store.VMStopped, v.ActualState)
+	lines, err := e.st.ListLogLines(context.Background(), e.tenant, act.ExecutionID, 0, 100)
+	require.NoError(t, err)
+	require.Empty(t, lines)
+}
+
+func logLines(from, to int64) []agentproto.LogLine {
+	var out []agentproto.LogLine
+	for s := from; s <= to; s++ {
+		out = append(out, agentproto.LogLine{Seq: s, At: time.Now(), Stream: agentproto.StreamStdout, Message: "line"})
+	}
+	return out
+}
+
+func TestLogBatchesPersistedAckedAndFannedOut(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	a := e.enroll()
+	vm := e.createVM(a, store.VMStopped)
+	p := e.createPlan(a, vm, store.ActionMicroVMStart)
+	exec := p.Actions[0].ExecutionID
+	c, _ := e.connect(a)
+	c.expect(agentproto.TypePlan)
+
+	follower := e.hub.SubscribeLogs(exec, 100)
+	defer follower.Close()
+	laggard := e.hub.SubscribeLogs(exec, 1)
+	defer laggard.Close()
+
+	logAck := func() int64 {
+		t.Helper()
+		ack, err := agentproto.DecodeData[agentproto.LogAck](c.expect(agentproto.TypeLogAck))
+		require.NoError(t, err)
+		require.Equal(t, exec, ack.ExecutionID)
+		return ack.Seq
+	}
+	c.send(agentproto.TypeLogBatch, "", &agentproto.LogBatch{ExecutionID: exec, Lines: logLines(1, 3)})
+	require.Equal(t, int64(3), logAck())
+	// A resend after a lost ack overlaps what is stored.
+	c.send(agentproto.TypeLogBatch, "", &agentproto.LogBatch{ExecutionID: exec, Lines: logLines(1, 5)})
+	require.Equal(t, int64(5), logAck())
+
+	stored, err := e.st.ListLogLines(context.Background(), e.tenant, exec, 0, 100)
+	require.NoError(t, err)
+	require.Len(t, stored, 5)
+	for i, l := range stored {
+		require.Equal(t, int64(i+1), l.Seq)
+	}
+
+	for want := int64(1); want <= 5; want++ {
+		select {
+		case l, ok := <-follower.C():
+			require.True(t, ok, "follower dropped: %v", follower.Err())
+			require.Equal(t, want, l.Seq)
+		case <-time.After(waitTimeout):
+			t.Fatalf("follower did not get line %d", want)
+		}
+	}
+	select {
+	case l := <-follower.C():
+		t.Fatalf("follower got an extra line %d", l.Seq)
+	default:
+	}
+	require.NoError(t, follower.Err())
+
+	// The laggard never read: it was dropped, and ingestion went on.
+	for range laggard.C() {
+	}
+	require.ErrorIs(t, laggard.Err(), hub.ErrLagged)
+}
+
+func TestHeartbeatsPersistedThroughBatcher(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	agents := make([]*agent, 3)
+	clients := make([]*client, 3)
+	vms := make([]uuid.UUID, 3)
+	for i := range agents {
+		agents[i] = e.enroll()
+		vms[i] = e.createVM(agents[i], store.VMUnknown)
+		clients[i], _ = e.connect(agents[i])
+	}
+	for round := range 5 {
+		for i, c := range clients {
+			hb := &agentproto.Heartbeat{
+				At:      time.Now(),
+				Usage:   agentproto.Usage{CPUPercent: float64(round)},
+				VMs:     []agentproto.VMStatus{{VMID: vms[i], State: agentproto.VMRunning}},
+				NetBird: agentproto.NetBirdStatus{State: agentproto.NetBirdDegraded, PeersTotal: round},
+			}
+			if round == 4 {
+				f := testFacts("renamed")
+				hb.Facts = &f
+			}
+			c.send(agentproto.TypeHeartbeat, "", hb)
+		}
+	}
+	for i, a := range agents {
+		eventually(t, "heartbeat state of host "+a.host.String(), func() (bool, error) {
+			h, err := e.st.GetHost(ctx, e.tenant, a.host)
+			if err != nil {
+				return false, err
+			}
+			var facts agentproto.HostFacts
+			_ = json.Unmarshal(h.Facts, &facts)
+			var nb agentproto.NetBirdStatus
+			_ = json.Unmarshal(h.NetBird, &nb)
+			v, err := e.st.GetVM(ctx, e.tenant, vms[i])
+			if err != nil {
+				return false, err
+			}
+			return facts.Hostname == "renamed" && nb.PeersTotal == 4 && v.ActualState == store.VMRunning, nil
+		})
+	}
+}
+
+func TestOfflineSweeperMarksAgentsOffline(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	a := e.enroll()
+	vm := e.createVM(a, store.VMStopped)
+	c, _ := e.connect(a, agentproto.VMStatus{VMID: vm, State: agentproto.VMRunning})
+	ctx := context.Background()
+	eventually(t, "vm running", func() (bool, error) {
+		v, err := e.st.GetVM(ctx, e.tenant, vm)
+		return err == nil && v.ActualState == store.VMRunning, err
+	})
+
+	e.clock.Advance(time.Hour)
+	require.Equal(t, agentproto.CloseHeartbeatTimeout, c.closed())
+	ag, err := e.st.GetAgent(ctx, a.id)
+	require.NoError(t, err)
+	require.Equal(t, store.AgentOffline, ag.Status)
+	h, err := e.st.GetHost(ctx, e.tenant, a.host)
+	require.NoError(t, err)
+	require.False(t, h.Online)
+	v, err := e.st.GetVM(ctx, e.tenant, vm)
+	require.NoError(t, err)
+	require.Equal(t, store.VMUnknown, v.ActualState)
+	eventually(t, "session gone", func() (bool, error) { return !e.hub.Online(a.id), nil })
+}
+
+func TestSecondSessionReplacesFirst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	a := e.enroll()
+	first, _ := e.connect(a)
+	second, _ := e.connect(a)
+	require.Equal(t, agentproto.CloseReplaced, first.closed())
+	second.roundTrip()
+	require.Equal(t, 1, e.hub.Sessions())
+	require.True(t, e.hub.Online(a.id))
+}
+
+func TestRevokeClosesSessionAndRefusesHandshake(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	a := e.enroll()
+	c, _ := e.connect(a)
+	_, err := e.st.RevokeAgent(context.Background(), e.tenant, a.id, time.Now())
+	require.NoError(t, err)
+	e.hub.Revoke(a.id)
+
+	env := c.expect(agentproto.TypeRevoked)
+	_, err = agentproto.DecodeData[agentproto.Revoked](env)
+	require.NoError(t, err)
+	require.Equal(t, agentproto.CloseRevoked, c.closed())
+
+	r := e.dialWith(e.tlsConfig(a.certPEM, a.key), []string{agentproto.Subprotocol})
+	require.Error(t, r.err)
+	require.Equal(t, 403, r.status)
+	require.Contains(t, r.body, `"code":"agent_revoked"`)
+}
+
+func TestCertRenewalKeepsSessionAndSupersedesOldSerial(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	a := e.enroll()
+	c, _ := e.connect(a)
+
+	newKey, err := pki.GenerateKey()
+	require.NoError(t, err)
+	csr, err := pki.CreateCSR(newKey, a.id.String())
+	require.NoError(t, err)
+	c.send(agentproto.TypeCertRenew, "renew-1", &agentproto.CertRenew{CSR: string(csr)})
+	env := c.expect(agentproto.TypeCertRenewed)
+	require.Equal(t, "renew-1", env.ID)
+	renewed, err := agentproto.DecodeData[agentproto.CertRenewed](env)
+	require.NoError(t, err)
+	cert, err := pki.KeyPair([]byte(renewed.Certificate), newKey)
+	require.NoError(t, err)
+	id, err := pki.IdentityFromCert(cert.Leaf)
+	require.NoError(t, err)
+	require.Equal(t, a.id, id.AgentID)
+	require.NotEqual(t, a.serial, cert.Leaf.SerialNumber.Text(16))
+	require.Equal(t, string(e.auth.CACertPEM()), renewed.CA)
+
+	c.roundTrip() // the live session was not dropped
+
+	old := e.dialWith(e.tlsConfig(a.certPEM, a.key), []string{agentproto.Subprotocol})
+	require.Error(t, old.err)
+	require.Equal(t, 401, old.status)
+	require.Contains(t, old.body, "certificate_superseded")
+
+	next := e.dialWith(e.tlsConfig([]byte(renewed.Certificate), newKey), []string{agentproto.Subprotocol})
+	require.NoError(t, next.err)
+	next.c.send(agentproto.TypeHello, "", helloMsg())
+	next.c.expect(agentproto.TypeHelloAck)
+}
