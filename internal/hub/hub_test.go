@@ -50,9 +50,11 @@ type env struct {
 	hub    *hub.Hub
 	srv    *httptest.Server
 	clock  *clock
-	tenant uuid.UUID
-	site   uuid.UUID
-	token  string
+	// authClock is the CA's clock, moved to sign already-expired certs.
+	authClock *clock
+	tenant    uuid.UUID
+	site      uuid.UUID
+	token     string
 }
 
 // agent is an enrolled agent identity with its key and certificate.
@@ -67,8 +69,8 @@ func newEnv(t testing.TB, tweak func(*hub.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	e := &env{t: t, clock: &clock{}, pkiDir: filepath.Join(dir, "pki")}
-	auth, err := pki.LoadOrCreate(pki.Options{Dir: e.pkiDir})
+	e := &env{t: t, clock: &clock{}, authClock: &clock{}, pkiDir: filepath.Join(dir, "pki")}
+	auth, err := pki.LoadOrCreate(pki.Options{Dir: e.pkiDir, Now: e.authClock.Now})
 	require.NoError(t, err)
 	e.auth = auth
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "nkudo.db"))

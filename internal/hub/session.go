@@ -286,17 +286,22 @@ func (s *session) serve(remote string) {
 		s.fail(fmt.Errorf("first frame is %s, want hello", env.Type))
 		return
 	}
+	// The capability check comes before full validation: an agent too old
+	// to be served may well send a hello today's rules reject, and it must
+	// hear "upgrade me", not "malformed".
+	var capability struct {
+		CapabilityVersion int `json:"capability_version"`
+	}
+	if json.Unmarshal(env.Data, &capability) == nil && capability.CapabilityVersion < agentproto.MinCapabilityVersion {
+		h.metrics.refused(refuseCapability)
+		h.log.Warn("refusing agent: capability version too old", logKeyAgent, s.id.AgentID,
+			"capability_version", capability.CapabilityVersion, "min", agentproto.MinCapabilityVersion)
+		s.kill(agentproto.CloseCapabilityTooOld, agentproto.CloseCapabilityTooOldReason, nil)
+		return
+	}
 	hello, err := agentproto.DecodeData[agentproto.Hello](env)
 	if err != nil {
 		s.fail(err)
-		return
-	}
-	if hello.CapabilityVersion < agentproto.MinCapabilityVersion {
-		h.metrics.refused(refuseCapability)
-		h.log.Warn("refusing agent: capability version too old", logKeyAgent, s.id.AgentID,
-			"capability_version", hello.CapabilityVersion, "min", agentproto.MinCapabilityVersion,
-			"agent_version", hello.AgentVersion)
-		s.kill(agentproto.CloseCapabilityTooOld, agentproto.CloseCapabilityTooOldReason, nil)
 		return
 	}
 	registered = true
