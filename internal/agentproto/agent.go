@@ -223,6 +223,11 @@ const (
 // start at 1 per execution and strictly increase within a batch; the
 // server acknowledges the highest stored one with LogAck, and the agent
 // resends lines above it after a reconnect.
+//
+// A full batch of long lines can exceed MaxFrameBytes even though each
+// line is within MaxLogLineBytes; Encode then fails with ErrTooLarge and
+// the sender splits the batch (halving works: seqs stay increasing in
+// each half) and sends the halves in order.
 type LogBatch struct {
 	ExecutionID uuid.UUID `json:"execution_id"`
 	Lines       []LogLine `json:"lines"`

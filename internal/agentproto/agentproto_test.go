@@ -198,9 +198,9 @@ func TestValidateFailures(t *testing.T) {
 		}},
 		{"hello_ack without server time", func() agentproto.Message { m := helloAck(); m.ServerTime = time.Time{}; return m }},
 		{"hello_ack zero limit", func() agentproto.Message { m := helloAck(); m.Limits.MaxLogBatchLines = 0; return m }},
-		{"hello_ack limit over default", func() agentproto.Message {
+		{"hello_ack negative limit", func() agentproto.Message {
 			m := helloAck()
-			m.Limits.MaxFrameBytes = agentproto.MaxFrameBytes + 1
+			m.Limits.MaxActionsPerPlan = -1
 			return m
 		}},
 		{"plan nil id", func() agentproto.Message { m := plan(); m.PlanID = uuid.Nil; return m }},
@@ -254,6 +254,28 @@ func TestValidateFailures(t *testing.T) {
 			// The sender refuses to encode it, too.
 			_, err = agentproto.Encode(msg.MessageType(), "", 0, 0, msg)
 			require.ErrorIs(t, err, agentproto.ErrInvalid)
+		})
+	}
+}
+
+func TestLimitsClamp(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		in   agentproto.Limits
+		want agentproto.Limits
+	}{
+		{"defaults", agentproto.DefaultLimits(), agentproto.DefaultLimits()},
+		{"lower kept", agentproto.Limits{MaxFrameBytes: 4096, MaxLogBatchLines: 10, MaxLogLineBytes: 100, MaxActionsPerPlan: 1},
+			agentproto.Limits{MaxFrameBytes: 4096, MaxLogBatchLines: 10, MaxLogLineBytes: 100, MaxActionsPerPlan: 1}},
+		{"higher lowered", agentproto.Limits{MaxFrameBytes: 8 << 20, MaxLogBatchLines: 5000, MaxLogLineBytes: 1 << 20, MaxActionsPerPlan: 1000},
+			agentproto.DefaultLimits()},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.NoError(t, tc.in.Validate())
+			require.Equal(t, tc.want, tc.in.Clamp())
 		})
 	}
 }

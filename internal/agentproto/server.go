@@ -49,8 +49,8 @@ type HelloAck struct {
 	Limits     Limits    `json:"limits"`
 }
 
-// Limits are the protocol limits the server enforces on this session. An
-// agent must respect them; each is at most the package default.
+// Limits are the protocol limits the server enforces on this session. A
+// sender uses Clamp: the smaller of these and its own build's limits.
 type Limits struct {
 	MaxFrameBytes     int `json:"max_frame_bytes"`
 	MaxLogBatchLines  int `json:"max_log_batch_lines"`
@@ -68,20 +68,33 @@ func DefaultLimits() Limits {
 	}
 }
 
-// Validate checks that every limit is positive and within the package
-// default, so an agent can size its buffers from the defaults alone.
+// Clamp returns l with every limit lowered to this build's default where
+// it is higher. A newer server may raise a limit; an older agent must
+// still respect its own, since its peer-side decoder enforces them too.
+func (l Limits) Clamp() Limits {
+	d := DefaultLimits()
+	return Limits{
+		MaxFrameBytes:     min(l.MaxFrameBytes, d.MaxFrameBytes),
+		MaxLogBatchLines:  min(l.MaxLogBatchLines, d.MaxLogBatchLines),
+		MaxLogLineBytes:   min(l.MaxLogLineBytes, d.MaxLogLineBytes),
+		MaxActionsPerPlan: min(l.MaxActionsPerPlan, d.MaxActionsPerPlan),
+	}
+}
+
+// Validate checks that every limit is positive. Limits above this build's
+// defaults are accepted (forward compatibility) and lowered by Clamp.
 func (l Limits) Validate() error {
 	for _, f := range []struct {
-		field    string
-		v, bound int
+		field string
+		v     int
 	}{
-		{"max_frame_bytes", l.MaxFrameBytes, MaxFrameBytes},
-		{"max_log_batch_lines", l.MaxLogBatchLines, MaxLogBatchLines},
-		{"max_log_line_bytes", l.MaxLogLineBytes, MaxLogLineBytes},
-		{"max_actions_per_plan", l.MaxActionsPerPlan, MaxActionsPerPlan},
+		{"max_frame_bytes", l.MaxFrameBytes},
+		{"max_log_batch_lines", l.MaxLogBatchLines},
+		{"max_log_line_bytes", l.MaxLogLineBytes},
+		{"max_actions_per_plan", l.MaxActionsPerPlan},
 	} {
-		if f.v < 1 || f.v > f.bound {
-			return fmt.Errorf("%s: %d not in 1..%d: %w", f.field, f.v, f.bound, ErrInvalid)
+		if f.v < 1 {
+			return fmt.Errorf("%s: %d, want at least 1: %w", f.field, f.v, ErrInvalid)
 		}
 	}
 	return nil
