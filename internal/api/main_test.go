@@ -174,11 +174,11 @@ func (e *env) createSite(key, name string) uuid.UUID {
 
 // fleet is one tenant with one of everything, for isolation tests.
 type fleet struct {
-	tenant                 uuid.UUID
+	tenant                  uuid.UUID
 	admin, operator, viewer string
-	adminKeyID             uuid.UUID
-	site, host, agent, vm  uuid.UUID
-	plan, execution        uuid.UUID
+	adminKeyID              uuid.UUID
+	site, host, agent, vm   uuid.UUID
+	plan, execution         uuid.UUID
 }
 
 // seedFleet creates a tenant with keys through the API, and a host, agent,

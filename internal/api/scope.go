@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 
@@ -139,6 +138,3 @@ func pathID(c *gin.Context, name string) (uuid.UUID, error) {
 	}
 	return id, nil
 }
-
-// isNotFound reports whether err is the store's not-found.
-func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
