@@ -4,15 +4,36 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kubedoio/n-kudo/internal/agent"
+	"github.com/kubedoio/n-kudo/internal/agent/enroll"
+	"github.com/kubedoio/n-kudo/internal/agent/hostfacts"
+	"github.com/kubedoio/n-kudo/internal/agent/identity"
+	"github.com/kubedoio/n-kudo/internal/hypervisor"
+	"github.com/kubedoio/n-kudo/internal/hypervisor/sim"
 	"github.com/kubedoio/n-kudo/internal/version"
 )
+
+// Environment fallbacks for flags (SPEC "Contract details").
+const (
+	envEnrollToken = "NKUDO_ENROLL_TOKEN"
+	envStateDir    = "NKUDO_STATE_DIR"
+	envRuntimeDir  = "NKUDO_RUNTIME_DIR"
+	envServer      = "NKUDO_SERVER"
+)
+
+// errUnavailable: a feature named by a flag is not in this build.
+var errUnavailable = errors.New("not available in this build yet")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -38,5 +59,171 @@ func newRootCmd() *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), version.String("nkudo-agent"))
 		},
 	})
+	root.AddCommand(newEnrollCmd(), newRunCmd(), newHostfactsCmd())
 	return root
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func defaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/nkudo-agent"
+	}
+	if d, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(d, "nkudo-agent")
+	}
+	return ".nkudo-agent"
+}
+
+func newEnrollCmd() *cobra.Command {
+	var o enroll.Options
+	cmd := &cobra.Command{
+		Use:   "enroll",
+		Short: "Enroll this host with nkudo-server (once)",
+		Long: `Generates this agent's private key locally (it never leaves the host),
+sends a certificate request with the enrollment token and stores the
+issued identity in the state directory. Trust the server with --ca-file
+or with the CA fingerprint nkudo-server prints (--ca-fingerprint).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Token == "" {
+				o.Token = os.Getenv(envEnrollToken)
+			}
+			info, err := enroll.Enroll(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "enrolled agent %s (host %s, site %s) with %s; identity stored in %s\n",
+				info.AgentID, info.HostID, info.SiteID, info.Server, o.StateDir)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Server, "server", os.Getenv(envServer), "server base URL, https://HOST:PORT [NKUDO_SERVER]")
+	f.StringVar(&o.Token, "token", "", "enrollment token [NKUDO_ENROLL_TOKEN]")
+	f.StringVar(&o.StateDir, "state-dir", envOr(envStateDir, defaultStateDir()), "agent state directory [NKUDO_STATE_DIR]")
+	f.StringVar(&o.CAFile, "ca-file", "", "server CA certificate (PEM) to trust for enrollment")
+	f.StringVar(&o.CAFingerprint, "ca-fingerprint", "", "SHA-256 fingerprint of the server CA (as nkudo-server prints it)")
+	f.StringVar(&o.Hostname, "hostname", "", "host name to register (default: this machine's)")
+	f.BoolVar(&o.Force, "force", false, "replace an existing identity in the state directory")
+	return cmd
+}
+
+type runConfig struct {
+	stateDir, runtimeDir, hypervisor string
+	chBin, netbirdBin               string
+	netbirdEnabled                  bool
+	logLevel                        string
+}
+
+// Validate checks the configuration, refusing what this build cannot do
+// rather than pretending.
+func (c runConfig) Validate() error {
+	switch {
+	case c.stateDir == "":
+		return errors.New("--state-dir is required")
+	case c.runtimeDir == "":
+		return errors.New("--runtime-dir is required")
+	}
+	switch c.hypervisor {
+	case hypervisor.KindSim:
+	case hypervisor.KindCloudHypervisor:
+		return fmt.Errorf("--hypervisor cloud-hypervisor: %w; use --hypervisor sim", errUnavailable)
+	default:
+		return fmt.Errorf("--hypervisor %q: want cloud-hypervisor or sim", c.hypervisor)
+	}
+	if c.netbirdEnabled {
+		return fmt.Errorf("--netbird-enabled: NetBird support is %w; run without it", errUnavailable)
+	}
+	return nil
+}
+
+func newRunCmd() *cobra.Command {
+	var c runConfig
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the agent: keep the session to the server and run microVMs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := c.Validate(); err != nil {
+				return err
+			}
+			return run(cmd.Context(), c)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.stateDir, "state-dir", envOr(envStateDir, defaultStateDir()), "agent state directory [NKUDO_STATE_DIR]")
+	f.StringVar(&c.runtimeDir, "runtime-dir", envOr(envRuntimeDir, filepath.Join(defaultStateDir(), "runtime")), "directory for VM runtime files [NKUDO_RUNTIME_DIR]")
+	f.StringVar(&c.hypervisor, "hypervisor", hypervisor.KindSim, "VMM backend: cloud-hypervisor or sim (simulated)")
+	f.StringVar(&c.chBin, "cloud-hypervisor-bin", "cloud-hypervisor", "Cloud Hypervisor binary")
+	f.StringVar(&c.netbirdBin, "netbird-bin", "netbird", "NetBird client binary")
+	f.BoolVar(&c.netbirdEnabled, "netbird-enabled", false, "join the NetBird mesh and report its state")
+	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+func run(ctx context.Context, c runConfig) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	id, err := identity.Load(c.stateDir)
+	if err != nil {
+		return err
+	}
+	pv, err := sim.Open(c.runtimeDir)
+	if err != nil {
+		return fmt.Errorf("opening sim hypervisor: %w", err)
+	}
+	caps, err := pv.Capabilities(ctx)
+	if err != nil {
+		return fmt.Errorf("reading hypervisor capabilities: %w", err)
+	}
+	facts := agent.NewHostFacts(hostfacts.Options{
+		Mounts: []string{"/", c.runtimeDir}, Hostname: id.Info.Hostname,
+		Hypervisor: caps, AgentVersion: version.Version,
+	})
+	a, err := agent.New(agent.Options{
+		StateDir: c.stateDir, Identity: id, Provider: pv, Facts: facts,
+		AgentVersion: version.Version, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	logger.Info("agent starting", "agent_id", id.Info.AgentID, "server", id.Info.Server,
+		"hypervisor", caps.Kind, "simulated", caps.Simulated, "version", version.Version)
+	return a.Run(ctx)
+}
+
+func newHostfactsCmd() *cobra.Command {
+	var runtimeDir string
+	cmd := &cobra.Command{
+		Use:   "hostfacts",
+		Short: "Print this host's facts as JSON",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			mounts := []string{"/"}
+			if runtimeDir != "" {
+				mounts = append(mounts, runtimeDir)
+			}
+			f, err := hostfacts.Collect(cmd.Context(), hostfacts.Options{
+				Mounts: mounts, AgentVersion: version.Version,
+				Hypervisor: hypervisor.Capabilities{Kind: hypervisor.KindSim, Version: sim.Version, Simulated: true},
+			})
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(f)
+		},
+	}
+	cmd.Flags().StringVar(&runtimeDir, "runtime-dir", "", "also report the file system of this directory")
+	return cmd
 }

@@ -49,13 +49,13 @@ type Buffer struct {
 	maxLines int
 	ready    chan struct{}
 
-	mu       sync.Mutex // guards the following
-	lines    []line     // unacknowledged, in append order
-	durable  int        // lines[:durable] are persisted
-	last     map[uuid.UUID]int64
-	order    []uuid.UUID // executions in the order they got their first line
-	dropped  int64
-	dirty    bool
+	mu      sync.Mutex // guards the following
+	lines   []line     // unacknowledged, in append order
+	durable int        // lines[:durable] are persisted
+	last    map[uuid.UUID]int64
+	order   []uuid.UUID // executions in the order they got their first line
+	dropped int64
+	dirty   bool
 }
 
 // Open loads the buffer stored at path, or starts an empty one.
@@ -149,24 +149,34 @@ func (b *Buffer) Ready() <-chan struct{} { return b.ready }
 // oldest pending line, and advances sent past them. sent belongs to one
 // session: a new session starts with an empty map and so resends every
 // unacknowledged line.
-func (b *Buffer) Batches(sent map[uuid.UUID]int64, maxLines int) []agentproto.LogBatch {
+func (b *Buffer) Batches(sent map[uuid.UUID]int64, maxLines, maxBytes int) []agentproto.LogBatch {
 	if maxLines <= 0 || maxLines > agentproto.MaxLogBatchLines {
 		maxLines = agentproto.MaxLogBatchLines
 	}
+	if maxBytes <= 0 || maxBytes > agentproto.MaxFrameBytes {
+		maxBytes = agentproto.MaxFrameBytes
+	}
+	// Room for the envelope, and a generous per-line allowance for the
+	// JSON around each message (escaping can double a message's size).
+	budget := maxBytes - 512
+	const lineOverhead = 128
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []agentproto.LogBatch
 	open := map[uuid.UUID]int{} // exec → index in out of its open batch
+	size := map[int]int{}       // index in out → estimated bytes
 	for _, l := range b.lines[:b.durable] {
 		if l.Line.Seq <= sent[l.Exec] {
 			continue
 		}
+		n := 2*len(l.Line.Message) + lineOverhead
 		i, ok := open[l.Exec]
-		if !ok || len(out[i].Lines) >= maxLines {
+		if !ok || len(out[i].Lines) >= maxLines || size[i]+n > budget {
 			out = append(out, agentproto.LogBatch{ExecutionID: l.Exec})
 			i = len(out) - 1
 			open[l.Exec] = i
 		}
+		size[i] += n
 		out[i].Lines = append(out[i].Lines, l.Line)
 		sent[l.Exec] = l.Line.Seq
 	}

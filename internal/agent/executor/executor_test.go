@@ -102,7 +102,7 @@ func vmState(t *testing.T, pv *sim.Provider, id uuid.UUID) hypervisor.State {
 // logLines returns the buffered lines of an execution.
 func logLines(logs *execlog.Buffer, exec uuid.UUID) []agentproto.LogLine {
 	var out []agentproto.LogLine
-	for _, b := range logs.Batches(map[uuid.UUID]int64{}, 0) {
+	for _, b := range logs.Batches(map[uuid.UUID]int64{}, 0, 0) {
 		if b.ExecutionID == exec {
 			out = append(out, b.Lines...)
 		}
