@@ -1,0 +1,250 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kubedoio/n-kudo/internal/api"
+	"github.com/kubedoio/n-kudo/internal/pki"
+	"github.com/kubedoio/n-kudo/internal/store"
+	"github.com/kubedoio/n-kudo/internal/store/postgres"
+	"github.com/kubedoio/n-kudo/internal/store/sqlite"
+)
+
+// Log keys used across the server's logs.
+const (
+	logKeyAddr        = "addr"
+	logKeyErr         = "err"
+	logKeyEngine      = "engine"
+	logKeyFingerprint = "ca_fingerprint"
+)
+
+// SQLiteFile is the name of the embedded database inside the data dir.
+const SQLiteFile = "nkudo.db"
+
+// NewLogger builds the slog logger described by the config.
+func NewLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// OpenStore opens the store the config names: PostgreSQL when DatabaseURL
+// is set, otherwise SQLite in the data dir. Migrations are applied.
+func OpenStore(ctx context.Context, cfg Config) (store.Store, string, error) {
+	if cfg.DatabaseURL != "" {
+		st, err := postgres.Open(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return nil, "", fmt.Errorf("opening PostgreSQL (DATABASE_URL): %w", err)
+		}
+		return st, "postgres", nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("creating data dir %s: %w", cfg.DataDir, err)
+	}
+	path := filepath.Join(cfg.DataDir, SQLiteFile)
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, "", fmt.Errorf("opening SQLite %s: %w", path, err)
+	}
+	return st, "sqlite", nil
+}
+
+// Migrate applies the migrations of the configured engine and returns.
+func Migrate(ctx context.Context, cfg Config) error {
+	if cfg.DatabaseURL != "" {
+		return postgres.Migrate(ctx, cfg.DatabaseURL)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data dir %s: %w", cfg.DataDir, err)
+	}
+	return sqlite.Migrate(ctx, filepath.Join(cfg.DataDir, SQLiteFile))
+}
+
+// LoadPKI loads or creates the CA and server certificate for cfg.
+func LoadPKI(cfg Config) (*pki.Authority, error) {
+	return pki.LoadOrCreate(pki.Options{
+		Dir:               filepath.Join(cfg.DataDir, "pki"),
+		CACertFile:        cfg.CACertFile,
+		CAKeyFile:         cfg.CAKeyFile,
+		ServerCertFile:    cfg.ServerCertFile,
+		ServerKeyFile:     cfg.ServerKeyFile,
+		RequirePersistent: cfg.RequirePersistentPKI,
+		ServerNames:       cfg.ServerNames,
+	})
+}
+
+// Server is a configured nkudo-server, ready to Serve.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    store.Store
+	pki      *pki.Authority
+	api      *api.API
+	registry *prometheus.Registry
+
+	apiLn     net.Listener
+	metricsLn net.Listener
+}
+
+// New opens the store and PKI and binds the listeners, so that a caller
+// learns about every startup problem before Serve. Close releases what New
+// acquired when Serve is never called.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	s := &Server{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data dir %s: %w", cfg.DataDir, err)
+	}
+	authority, err := LoadPKI(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("loading PKI: %w", err)
+	}
+	s.pki = authority
+
+	st, engine, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+
+	s.api, err = api.New(api.Options{
+		Store:          st,
+		Logger:         log,
+		AdminKey:       cfg.AdminKey,
+		EnrollmentTTL:  cfg.EnrollmentTTL,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		TrustedProxies: cfg.TrustedProxies,
+		Registerer:     s.registry,
+	})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("building API: %w", err)
+	}
+
+	var lc net.ListenConfig
+	s.apiLn, err = lc.Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("listening on %s (--addr): %w", cfg.Addr, err)
+	}
+	if cfg.MetricsAddr != "" {
+		s.metricsLn, err = lc.Listen(ctx, "tcp", cfg.MetricsAddr)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("listening on %s (--metrics-addr): %w", cfg.MetricsAddr, err)
+		}
+	}
+	log.Info("nkudo-server ready",
+		logKeyAddr, s.apiLn.Addr().String(),
+		logKeyEngine, engine,
+		logKeyFingerprint, authority.Fingerprint(),
+		"ca_file", filepath.Join(cfg.DataDir, "pki", "ca.crt"))
+	return s, nil
+}
+
+// Addr is the address the API listens on (useful with port 0).
+func (s *Server) Addr() net.Addr { return s.apiLn.Addr() }
+
+// MetricsAddr is the metrics listener's address, nil when disabled.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.metricsLn == nil {
+		return nil
+	}
+	return s.metricsLn.Addr()
+}
+
+// Authority is the server's PKI.
+func (s *Server) Authority() *pki.Authority { return s.pki }
+
+// Store is the server's store.
+func (s *Server) Store() store.Store { return s.store }
+
+// Close releases the listeners and the store.
+func (s *Server) Close() {
+	if s.apiLn != nil {
+		_ = s.apiLn.Close()
+	}
+	if s.metricsLn != nil {
+		_ = s.metricsLn.Close()
+	}
+	if s.store != nil {
+		_ = s.store.Close()
+	}
+}
+
+// Serve runs until ctx is cancelled, then shuts down gracefully within
+// ShutdownTimeout and closes the store.
+func (s *Server) Serve(ctx context.Context) error {
+	defer s.Close()
+	httpSrv := &http.Server{
+		Handler:           s.api.Handler(),
+		TLSConfig:         s.pki.ServerTLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	servers := []*http.Server{httpSrv}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := httpSrv.ServeTLS(s.apiLn, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving API: %w", err)
+		}
+		return nil
+	})
+	if s.metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+		metricsSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, metricsSrv)
+		g.Go(func() error {
+			if err := metricsSrv.Serve(s.metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving metrics: %w", err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), s.cfg.ShutdownTimeout)
+		defer cancel()
+		var errs []error
+		for _, srv := range servers {
+			if err := srv.Shutdown(sctx); err != nil {
+				errs = append(errs, err)
+				_ = srv.Close()
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("shutting down: %w", err)
+		}
+		return nil
+	})
+	err := g.Wait()
+	s.log.Info("stopped")
+	return err
+}
