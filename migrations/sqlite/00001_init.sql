@@ -212,6 +212,9 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
 
 -- +goose Down
+-- agents and hosts reference each other; deferring every foreign key to
+-- the commit of goose's transaction lets the tables go in any order.
+PRAGMA defer_foreign_keys = ON;
 DROP TABLE idempotency_keys;
 DROP TABLE audit_events;
 DROP TABLE execution_logs;

@@ -2,12 +2,15 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kubedoio/n-kudo/internal/store"
 	"github.com/kubedoio/n-kudo/internal/store/sqlite"
@@ -88,4 +91,46 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	require.ErrorIs(t, s.Ping(t.Context()), store.ErrUnavailable)
+}
+
+// TestConcurrentWritersNeverBusy drives writers and readers at once: with
+// one write connection and WAL readers, none may see SQLITE_BUSY.
+func TestConcurrentWritersNeverBusy(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := open(t)
+	ten := store.Tenant{ID: store.NewID(), Name: "acme", CreatedAt: time.Now()}
+	require.NoError(t, s.CreateTenant(ctx, ten))
+
+	const workers, perWorker = 8, 50
+	g, gctx := errgroup.WithContext(ctx)
+	for w := range workers {
+		g.Go(func() error {
+			for i := range perWorker {
+				e := store.AuditEvent{ID: store.NewID(), TenantID: ten.ID, Actor: "admin",
+					Action: fmt.Sprintf("w%d.%d", w, i), Result: "ok", At: time.Now()}
+				if err := s.AppendAudit(gctx, e); err != nil {
+					return err
+				}
+				if _, _, err := s.ListAudit(gctx, ten.ID, store.Page{Limit: 10}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	require.NoError(t, g.Wait())
+
+	var n int
+	var after uuid.UUID
+	for {
+		page, more, err := s.ListAudit(ctx, ten.ID, store.Page{Limit: 100, After: after})
+		require.NoError(t, err)
+		n += len(page)
+		if !more {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	require.Equal(t, workers*perWorker, n)
 }
