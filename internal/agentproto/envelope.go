@@ -154,11 +154,12 @@ func Decode(frame []byte) (Envelope, error) {
 // DecodeData parses and validates the body of env as a T. Unknown fields
 // inside the body are ignored (forward compatibility); a body that is not a
 // JSON object of the right shape is ErrMalformed, one that fails Validate is
-// ErrInvalid, and an envelope of another type is ErrMalformed.
+// ErrInvalid, and an envelope of another type is ErrMalformed. T is a
+// message value type (Hello, not *Hello).
 func DecodeData[T Message](env Envelope) (T, error) {
 	var msg T
 	if env.Type != msg.MessageType() {
-		return msg, fmt.Errorf("decoding %q body as %q: %w", env.Type, msg.MessageType(), ErrMalformed)
+		return msg, fmt.Errorf("decoding %.64q body as %q: %w", env.Type, msg.MessageType(), ErrMalformed)
 	}
 	if err := unmarshalBody(env, &msg); err != nil {
 		var zero T
