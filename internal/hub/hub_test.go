@@ -24,11 +24,12 @@ import (
 	"github.com/kubedoio/n-kudo/internal/hub"
 	"github.com/kubedoio/n-kudo/internal/pki"
 	"github.com/kubedoio/n-kudo/internal/store"
+	"github.com/kubedoio/n-kudo/internal/store/pgtest"
 	"github.com/kubedoio/n-kudo/internal/store/sqlite"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(pgtest.Wrap(m))
 }
 
 // waitTimeout bounds every wait for something the hub does asynchronously.
