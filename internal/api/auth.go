@@ -74,7 +74,7 @@ func (a *API) authenticate(c *gin.Context) {
 		a.rateLimited(c, retry)
 		return
 	}
-	p, err := a.resolveKey(c.Request.Context(), c.GetHeader("Authorization"))
+	p, err := a.resolveKey(c.Request.Context(), requestID(c), c.GetHeader("Authorization"))
 	if err != nil {
 		if !errors.Is(err, errBadCredentials) {
 			a.writeError(c, err)
@@ -89,7 +89,7 @@ func (a *API) authenticate(c *gin.Context) {
 	c.Next()
 }
 
-func (a *API) resolveKey(ctx context.Context, header string) (principal, error) {
+func (a *API) resolveKey(ctx context.Context, reqID, header string) (principal, error) {
 	scheme, secret, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return principal{}, errBadCredentials
@@ -116,14 +116,14 @@ func (a *API) resolveKey(ctx context.Context, header string) (principal, error) 
 	if err != nil {
 		return principal{}, fmt.Errorf("looking up api key: %w", err)
 	}
-	a.touch(ctx, k.ID)
+	a.touch(ctx, reqID, k.ID)
 	return principal{KeyID: k.ID, TenantID: k.TenantID, Role: k.Role}, nil
 }
 
 // touch records the key's last use at most once per touchEvery. The write
 // is synchronous but rare, so it costs no goroutine and cannot outlive the
 // API; a failure is logged and never fails the request.
-func (a *API) touch(ctx context.Context, id uuid.UUID) {
+func (a *API) touch(ctx context.Context, reqID string, id uuid.UUID) {
 	now := a.now()
 	if !a.touches.claim(id, now) {
 		return
@@ -132,7 +132,7 @@ func (a *API) touch(ctx context.Context, id uuid.UUID) {
 	defer cancel()
 	if err := a.store.TouchAPIKey(ctx, id, now); err != nil && !errors.Is(err, store.ErrNotFound) {
 		a.log.LogAttrs(ctx, slog.LevelWarn, "recording api key use failed",
-			slog.String("key_id", id.String()), slog.String(logKeyError, err.Error()))
+			slog.String(logKeyRequestID, reqID), slog.String("key_id", id.String()), slog.String(logKeyError, err.Error()))
 	}
 }
 

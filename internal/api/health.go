@@ -2,7 +2,7 @@ package api
 
 import (
 	"context"
-	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -20,7 +20,10 @@ func (a *API) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
 	defer cancel()
 	if err := a.store.Ping(ctx); err != nil {
-		a.writeError(c, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: fmt.Sprintf("database unreachable: %v", err)})
+		// The cause may name files or hosts; it goes to the log only.
+		a.log.LogAttrs(ctx, slog.LevelWarn, "readiness check failed",
+			slog.String(logKeyRequestID, requestID(c)), slog.String(logKeyError, err.Error()))
+		a.writeError(c, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "the database is unreachable"})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
