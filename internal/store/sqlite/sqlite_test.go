@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -133,4 +134,26 @@ func TestConcurrentWritersNeverBusy(t *testing.T) {
 		after = page[len(page)-1].ID
 	}
 	require.Equal(t, workers*perWorker, n)
+}
+
+// TestMalformedJSONIsRefused checks that JSON columns are validated before
+// anything is written.
+func TestMalformedJSONIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := open(t)
+	now := time.Now()
+	ten := store.Tenant{ID: store.NewID(), Name: "acme", CreatedAt: now}
+	require.NoError(t, s.CreateTenant(ctx, ten))
+	site := store.Site{ID: store.NewID(), TenantID: ten.ID, Name: "lab", CreatedAt: now, UpdatedAt: now}
+	require.NoError(t, s.CreateSite(ctx, site))
+
+	vm := store.VM{ID: store.NewID(), TenantID: ten.ID, SiteID: site.ID, Name: "web", VCPUs: 1, MemoryMiB: 256,
+		Spec: json.RawMessage(`{"kernel":`), CreatedAt: now, UpdatedAt: now}
+	require.ErrorIs(t, s.CreateVM(ctx, vm), sqlite.ErrInvalidArgument)
+	_, err := s.GetVM(ctx, ten.ID, vm.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	require.ErrorIs(t, s.UpsertHostStates(ctx, []store.HostState{{HostID: store.NewID(), AgentID: store.NewID(),
+		LastSeenAt: now, Facts: json.RawMessage(`not json`)}}), sqlite.ErrInvalidArgument)
 }

@@ -221,15 +221,19 @@ func testEnrollment(t *testing.T, f *fixture) {
 	dup.ID = store.NewID()
 	require.ErrorIs(t, f.s.CreateEnrollmentToken(f.ctx, dup), store.ErrConflict, "token hashes are unique")
 
+	other := f.tenant()
+	cross := tok
+	cross.ID, cross.TenantID, cross.Hash = store.NewID(), other.ID, hash("cross-tenant token")
+	require.ErrorIs(t, f.s.CreateEnrollmentToken(f.ctx, cross), store.ErrNotFound, "a token for another tenant's site")
+
 	e := f.enrollment(tok)
 	agent, host, gotTok, err := f.s.ConsumeEnrollment(f.ctx, e)
 	require.NoError(t, err)
 
-	require.Equal(t, tok.ID, gotTok.ID)
-	require.Equal(t, 1, gotTok.Uses)
-	require.Equal(t, 2, gotTok.MaxUses)
-	require.Equal(t, ts(tok.ExpiresAt), gotTok.ExpiresAt)
-	require.Equal(t, site.ID, gotTok.SiteID)
+	wantTok := tok
+	wantTok.Uses = 1
+	wantTok.ExpiresAt, wantTok.CreatedAt = ts(tok.ExpiresAt), ts(tok.CreatedAt)
+	require.Equal(t, wantTok, gotTok, "the token after this use")
 
 	require.Equal(t, e.AgentID, agent.ID)
 	require.Equal(t, ten.ID, agent.TenantID)
