@@ -223,8 +223,7 @@ func (s *Store) ListHosts(ctx context.Context, tenantID, siteID uuid.UUID, p sto
 
 // UpsertHostStates writes a batch of heartbeats in one transaction with two
 // prepared statements. Heartbeats naming a host that is not the agent's, or
-// coming from a revoked agent, change nothing. last_seen_at never moves
-// backwards, so a late batch cannot undo a newer one.
+// coming from a revoked agent, change nothing.
 func (s *Store) UpsertHostStates(ctx context.Context, states []store.HostState) error {
 	if len(states) == 0 {
 		return nil
@@ -245,22 +244,30 @@ func (s *Store) UpsertHostStates(ctx context.Context, states []store.HostState) 
 		encoded[i] = row{facts: facts, netbird: netbird}
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		hostStmt, err := tx.PrepareContext(ctx, qHeartbeatHost)
-		if err != nil {
-			return translate(err)
-		}
-		defer func() { _ = hostStmt.Close() }()
 		agentStmt, err := tx.PrepareContext(ctx, qHeartbeatAgent)
 		if err != nil {
 			return translate(err)
 		}
 		defer func() { _ = agentStmt.Close() }()
+		hostStmt, err := tx.PrepareContext(ctx, qHeartbeatHost)
+		if err != nil {
+			return translate(err)
+		}
+		defer func() { _ = hostStmt.Close() }()
 		for i, st := range states {
 			seen := micros(st.LastSeenAt)
-			if _, err := hostStmt.ExecContext(ctx, st.HostID, st.AgentID, seen, encoded[i].facts, encoded[i].netbird); err != nil {
+			res, err := agentStmt.ExecContext(ctx, st.AgentID, st.HostID, seen)
+			if err != nil {
 				return translate(err)
 			}
-			if _, err := agentStmt.ExecContext(ctx, st.AgentID, st.HostID, seen); err != nil {
+			n, err := res.RowsAffected()
+			if err != nil {
+				return translate(err)
+			}
+			if n == 0 {
+				continue // not this agent's host, or revoked: ignored
+			}
+			if _, err := hostStmt.ExecContext(ctx, st.HostID, seen, encoded[i].facts, encoded[i].netbird); err != nil {
 				return translate(err)
 			}
 		}

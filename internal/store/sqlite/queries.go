@@ -103,22 +103,25 @@ const (
 	qGetHost    = `SELECT ` + hostCols + ` FROM hosts WHERE tenant_id = ?1 AND id = ?2`
 	qListHosts  = `SELECT ` + hostCols + ` FROM hosts
 		WHERE tenant_id = ?1 AND (?2 = '' OR site_id = ?2) AND id > ?3 ORDER BY id LIMIT ?4`
-	// A heartbeat proves the session is alive, so it also marks the host
-	// online, unless its agent was revoked meanwhile. NULL facts or NetBird
-	// keep the stored value. The agent_id condition drops heartbeats that
-	// name a host of another agent.
-	qHeartbeatHost = `UPDATE hosts SET
-		last_seen_at = MAX(COALESCE(last_seen_at, 0), ?3),
-		online = 1,
-		facts = COALESCE(?4, facts),
-		netbird = COALESCE(?5, netbird),
-		updated_at = ?3
-		WHERE id = ?1 AND agent_id = ?2
-		AND EXISTS (SELECT 1 FROM agents WHERE agents.id = ?2 AND agents.revoked = 0)`
+	// A heartbeat proves the session is alive, so it also marks the agent
+	// and host online, unless the agent was revoked meanwhile. The agent is
+	// updated first and only where it owns the host, so a heartbeat naming
+	// another agent's host (or from a revoked agent) changes nothing.
+	// last_seen_at never moves backwards, so a late batch cannot undo a
+	// newer one.
 	qHeartbeatAgent = `UPDATE agents SET
 		last_seen_at = MAX(COALESCE(last_seen_at, 0), ?3),
 		status = 'online'
 		WHERE id = ?1 AND host_id = ?2 AND revoked = 0`
+	// Run only after qHeartbeatAgent matched. NULL facts or NetBird keep
+	// the stored value.
+	qHeartbeatHost = `UPDATE hosts SET
+		last_seen_at = MAX(COALESCE(last_seen_at, 0), ?2),
+		online = 1,
+		facts = COALESCE(?3, facts),
+		netbird = COALESCE(?4, netbird),
+		updated_at = ?2
+		WHERE id = ?1`
 )
 
 // VMs.

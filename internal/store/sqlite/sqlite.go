@@ -188,7 +188,7 @@ func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return fn(tx)
 }
 
-// exec runs a single-statement write and fails with store.ErrNotFound when
+// execOne runs a single-statement write and fails with store.ErrNotFound when
 // it touched no row.
 func (s *Store) execOne(ctx context.Context, query string, args ...any) error {
 	res, err := s.w.ExecContext(ctx, query, args...)
