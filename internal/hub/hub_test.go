@@ -38,9 +38,8 @@ const waitTimeout = 10 * time.Second
 // clock is a settable offset over the real clock, for the sweeper.
 type clock struct{ offset atomic.Int64 }
 
-func (c *clock) Now() time.Time                  { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *clock) Advance(d time.Duration)         { c.offset.Add(int64(d)) }
-func (c *clock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // env is one hub behind a real TLS listener with a real SQLite store.
 type env struct {
@@ -56,6 +55,8 @@ type env struct {
 	tenant    uuid.UUID
 	site      uuid.UUID
 	token     string
+	// stop cancels Run (also done at cleanup).
+	stop context.CancelFunc
 }
 
 // agent is an enrolled agent identity with its key and certificate.
@@ -103,6 +104,7 @@ func newEnv(t testing.TB, tweak func(*hub.Options)) *env {
 	}
 	e.hub = hub.New(opts)
 	runCtx, stop := context.WithCancel(context.Background())
+	e.stop = stop
 	runDone := make(chan error, 1)
 	go func() { runDone <- e.hub.Run(runCtx) }()
 

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -375,4 +376,31 @@ func TestCertRenewalKeepsSessionAndSupersedesOldSerial(t *testing.T) {
 	require.NoError(t, next.err)
 	next.c.send(agentproto.TypeHello, "", helloMsg())
 	next.c.expect(agentproto.TypeHelloAck)
+}
+
+func TestSlowConsumerClosedOthersUnaffected(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *hub.Options) { o.QueueSize = 1 })
+	slow := e.enroll()
+	c, _ := e.connect(slow)
+	bystander, _ := e.connect(e.enroll())
+
+	params := json.RawMessage(`{"blob":"` + strings.Repeat("x", 60<<10) + `"}`)
+	for range 1000 {
+		e.hub.DispatchPlan(store.Plan{ID: store.NewID(), AgentID: slow.id, Actions: []store.PlanAction{{
+			ID: store.NewID(), Type: store.ActionMicroVMCreate, VMID: store.NewID(), ExecutionID: store.NewID(),
+			Params: params, Status: store.StatusPending,
+		}}})
+	}
+	bystander.roundTrip()
+	require.Equal(t, agentproto.CloseSlowConsumer, c.closed())
+	bystander.roundTrip()
+}
+
+func TestShutdownClosesSessionsGoingAway(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c, _ := e.connect(e.enroll())
+	e.stop()
+	require.Equal(t, agentproto.CloseGoingAway, c.closed())
 }
