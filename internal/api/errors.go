@@ -92,6 +92,8 @@ func classify(err error) *Error {
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "conflicts with an existing object or its dependents"}
 	case errors.Is(err, store.ErrIdempotencyMismatch):
 		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeIdempotencyMismatch, Message: "Idempotency-Key was already used with a different request"}
+	case errors.Is(err, store.ErrInvalid):
+		return &Error{Status: http.StatusBadRequest, Code: CodeInvalidArgument, Message: "invalid argument"}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "the service is temporarily unavailable"}
 	default:

@@ -24,6 +24,9 @@ var (
 	ErrIdempotencyMismatch = errors.New("idempotency key reused with a different request")
 	// ErrUnavailable: the database cannot be reached.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrInvalid: an argument the store cannot accept (malformed JSON, an
+	// unknown status). The API validates first; this is the backstop.
+	ErrInvalid = errors.New("invalid argument")
 )
 
 // Roles of a tenant API key.

@@ -24,7 +24,7 @@ import (
 
 // ErrInvalidArgument is returned for values the store refuses to write,
 // such as malformed JSON or an unknown action result status.
-var ErrInvalidArgument = errors.New("invalid argument")
+var ErrInvalidArgument = store.ErrInvalid
 
 const (
 	// defaultPageLimit applies when a Page or log query asks for no limit.

@@ -24,7 +24,7 @@ var ErrInvalidPath = errors.New("invalid sqlite database path")
 
 // ErrInvalidArgument is returned for values the store refuses to write, such
 // as malformed JSON or an unknown action result status.
-var ErrInvalidArgument = errors.New("invalid argument")
+var ErrInvalidArgument = store.ErrInvalid
 
 const (
 	// busyTimeoutMillis bounds how long a connection waits for a lock held
