@@ -6,11 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kubedoio/n-kudo/internal/hub"
+	"github.com/kubedoio/n-kudo/internal/pki"
 	"github.com/kubedoio/n-kudo/internal/store"
 )
 
@@ -45,6 +48,18 @@ type Options struct {
 	// through the API, so the agent channel can close its live session.
 	// It must not block.
 	OnAgentRevoked func(store.Agent)
+
+	// Authority signs agent certificates at POST /v1/enroll; without it
+	// enrollment answers 503.
+	Authority *pki.Authority
+	// AgentCertTTL is the lifetime of enrolled agents' certificates;
+	// pki.DefaultAgentCertTTL when zero.
+	AgentCertTTL time.Duration
+	// Hub is the agent channel: it serves GET /v1/agent/connect, receives
+	// new plans, closes revoked agents' sessions and feeds live log
+	// streams. Without it the channel answers 503, plans wait in the store
+	// for whichever hub the agent connects to, and log streams poll.
+	Hub *hub.Hub
 }
 
 // API is the JSON API: a Gin engine with its middleware and handlers.
@@ -56,6 +71,13 @@ type API struct {
 	maxBody  int64
 	tokenTTL time.Duration
 	revoked  func(store.Agent)
+
+	authority    *pki.Authority
+	agentCertTTL time.Duration
+	hub          *hub.Hub
+	// streamsDone is closed by CloseStreams to end live log streams.
+	streamsDone  chan struct{}
+	closeStreams sync.Once
 
 	adminEnabled bool
 	adminHash    [sha256.Size]byte
@@ -94,6 +116,9 @@ func New(opts Options) (*API, error) {
 	if opts.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("building api: %w: MaxBodyBytes is negative", ErrInvalidOptions)
 	}
+	if opts.AgentCertTTL < 0 {
+		return nil, fmt.Errorf("building api: %w: AgentCertTTL is negative", ErrInvalidOptions)
+	}
 	limits, err := opts.RateLimit.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("building api: %w", err)
@@ -110,14 +135,30 @@ func New(opts Options) (*API, error) {
 		maxBody:  opts.MaxBodyBytes,
 		tokenTTL: opts.EnrollmentTTL,
 		revoked:  opts.OnAgentRevoked,
-		limits:   limits,
-		ipLim:    newLimiterTable(limits.PerIP, limits.PerIPBurst, limits),
-		keyLim:   newLimiterTable(limits.PerKey, limits.PerKeyBurst, limits),
-		failLim:  newLimiterTable(limits.FailedAuthPerIP, limits.FailedAuthBurst, limits),
-		enroLim:  newLimiterTable(limits.EnrollPerIP, limits.EnrollBurst, limits),
-		touches:  newTouchTable(),
-		inflight: newInflightSet(),
-		metrics:  metrics,
+
+		authority:    opts.Authority,
+		agentCertTTL: opts.AgentCertTTL,
+		hub:          opts.Hub,
+		streamsDone:  make(chan struct{}),
+		limits:       limits,
+		ipLim:        newLimiterTable(limits.PerIP, limits.PerIPBurst, limits),
+		keyLim:       newLimiterTable(limits.PerKey, limits.PerKeyBurst, limits),
+		failLim:      newLimiterTable(limits.FailedAuthPerIP, limits.FailedAuthBurst, limits),
+		enroLim:      newLimiterTable(limits.EnrollPerIP, limits.EnrollBurst, limits),
+		touches:      newTouchTable(),
+		inflight:     newInflightSet(),
+		metrics:      metrics,
+	}
+	if h := opts.Hub; h != nil {
+		// A revoked agent's live session closes at once, then whatever
+		// else the caller wants to hear about it.
+		then := opts.OnAgentRevoked
+		a.revoked = func(g store.Agent) {
+			h.Revoke(g.ID)
+			if then != nil {
+				then(g)
+			}
+		}
 	}
 	if opts.AdminKey != "" {
 		a.adminEnabled = true
@@ -176,6 +217,11 @@ func (a *API) routes() {
 	e.GET("/healthz", a.healthz)
 	e.GET("/readyz", a.readyz)
 
+	// Agent-facing routes: no API key. Enrollment has its own per-address
+	// bucket; the channel is authenticated by the client certificate.
+	e.POST("/v1/enroll", a.limitEnroll, a.enroll)
+	e.GET("/v1/agent/connect", a.agentConnect)
+
 	v1 := e.Group("/v1", a.limitIP)
 	v1.GET("/openapi.json", a.serveOpenAPI)
 
@@ -208,6 +254,8 @@ func (a *API) routes() {
 	t.GET("/vms/:vm", a.getVM)
 	t.GET("/plans", a.listPlans)
 	t.GET("/plans/:plan", a.getPlan)
+	t.POST("/sites/:site/plans", a.audited("plan.create"), operator, a.idempotent, a.createPlan)
 	t.GET("/executions/:id", a.getExecution)
+	t.GET("/executions/:id/logs", a.listLogs)
 	t.GET("/audit-events", admin, a.listAuditEvents)
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kubedoio/n-kudo/internal/api"
+	"github.com/kubedoio/n-kudo/internal/hub"
 	"github.com/kubedoio/n-kudo/internal/pki"
 	"github.com/kubedoio/n-kudo/internal/store"
 	"github.com/kubedoio/n-kudo/internal/store/postgres"
@@ -98,6 +99,7 @@ type Server struct {
 	store    store.Store
 	pki      *pki.Authority
 	api      *api.API
+	hub      *hub.Hub
 	registry *prometheus.Registry
 
 	apiLn     net.Listener
@@ -129,6 +131,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.store = st
 
+	// The hub comes first: the API hands it plans, revocations and log
+	// followers.
+	s.hub = hub.New(hub.Options{
+		Store:             st,
+		Logger:            log.With("component", "hub"),
+		Authority:         authority,
+		AgentCertTTL:      cfg.AgentCertTTL,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		OfflineAfter:      cfg.HeartbeatOfflineAfter,
+		Registerer:        s.registry,
+	})
 	s.api, err = api.New(api.Options{
 		Store:          st,
 		Logger:         log,
@@ -137,6 +150,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		TrustedProxies: cfg.TrustedProxies,
 		Registerer:     s.registry,
+		Authority:      authority,
+		AgentCertTTL:   cfg.AgentCertTTL,
+		Hub:            s.hub,
 	})
 	if err != nil {
 		s.Close()
@@ -195,7 +211,11 @@ func (s *Server) Close() {
 }
 
 // Serve runs until ctx is cancelled, then shuts down gracefully within
-// ShutdownTimeout and closes the store.
+// ShutdownTimeout: it stops accepting HTTP and ends live log streams, waits
+// for in-flight requests, then stops the hub (agent sessions are closed
+// with going-away, so agents reconnect elsewhere or after the restart, and
+// queued heartbeats and log lines are flushed), and finally closes the
+// store.
 func (s *Server) Serve(ctx context.Context) error {
 	defer s.Close()
 	httpSrv := &http.Server{
@@ -208,7 +228,18 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	servers := []*http.Server{httpSrv}
 
+	// The hub outlives ctx: it must keep serving live sessions until HTTP
+	// is shut down, and its batchers must flush before the store closes.
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHub()
+
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.hub.Run(hubCtx); err != nil {
+			return fmt.Errorf("running agent hub: %w", err)
+		}
+		return nil
+	})
 	g.Go(func() error {
 		if err := httpSrv.ServeTLS(s.apiLn, "", ""); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serving API: %w", err)
@@ -229,9 +260,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	g.Go(func() error {
 		<-gctx.Done()
+		// Whatever happens below, the hub stops once HTTP is down.
+		defer stopHub()
 		s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), s.cfg.ShutdownTimeout)
 		defer cancel()
+		// Log streams never finish on their own; Shutdown would wait
+		// for them until the timeout.
+		s.api.CloseStreams()
 		var errs []error
 		for _, srv := range servers {
 			if err := srv.Shutdown(sctx); err != nil {
@@ -248,3 +284,6 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("stopped")
 	return err
 }
+
+// Hub is the agent channel of the server.
+func (s *Server) Hub() *hub.Hub { return s.hub }

@@ -1,0 +1,221 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/kubedoio/n-kudo/internal/agentproto"
+	"github.com/kubedoio/n-kudo/internal/store"
+)
+
+// actionTypes are the action types a raw plan may hold: those of the
+// store that the agent protocol of this build can carry.
+var actionTypes = map[string]bool{
+	store.ActionMicroVMCreate: true,
+	store.ActionMicroVMStart:  true,
+	store.ActionMicroVMStop:   true,
+	store.ActionMicroVMReboot: true,
+	store.ActionMicroVMDelete: true,
+	store.ActionMicroVMPause:  true,
+	store.ActionMicroVMResume: true,
+}
+
+type createPlanRequest struct {
+	HostID  string             `json:"host_id"`
+	Actions []createPlanAction `json:"actions"`
+}
+
+type createPlanAction struct {
+	Type   string          `json:"type"`
+	VMID   string          `json:"vm_id"`
+	Params json.RawMessage `json:"params"`
+}
+
+// createPlan stores a raw plan of actions for one host and hands it to the
+// agent channel right after the commit, so a connected agent holds it
+// within milliseconds; an offline agent gets it after its next hello.
+func (a *API) createPlan(c *gin.Context) {
+	siteID, err := pathID(c, "site")
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	var req createPlanRequest
+	if err := decodeJSON(c, &req, false); err != nil {
+		a.writeError(c, err)
+		return
+	}
+	hostID, err := parseBodyID("host_id", req.HostID)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	if len(req.Actions) == 0 || len(req.Actions) > agentproto.MaxActionsPerPlan {
+		a.writeError(c, invalidArgument("actions must hold 1 to %d actions", agentproto.MaxActionsPerPlan))
+		return
+	}
+	// Check everything that needs no database first.
+	vmIDs := make([]uuid.UUID, len(req.Actions))
+	for i, act := range req.Actions {
+		if !actionTypes[act.Type] {
+			a.writeError(c, invalidArgument("actions[%d].type %q is not an action type", i, act.Type))
+			return
+		}
+		if vmIDs[i], err = parseBodyID(fmt.Sprintf("actions[%d].vm_id", i), act.VMID); err != nil {
+			a.writeError(c, err)
+			return
+		}
+		if err := checkParams(i, act.Params); err != nil {
+			a.writeError(c, err)
+			return
+		}
+	}
+
+	tenant := tenantOf(c)
+	ctx := c.Request.Context()
+	if _, err := a.store.GetSite(ctx, tenant, siteID); err != nil {
+		a.writeError(c, fmt.Errorf("getting site %s: %w", siteID, err))
+		return
+	}
+	host, err := a.store.GetHost(ctx, tenant, hostID)
+	if err != nil || host.SiteID != siteID {
+		if err != nil && !isNotFound(err) {
+			a.writeError(c, fmt.Errorf("getting host %s: %w", hostID, err))
+			return
+		}
+		a.writeError(c, invalidArgument("host_id %s names no host of this site", hostID))
+		return
+	}
+	agent, err := a.store.GetTenantAgent(ctx, tenant, host.AgentID)
+	if err != nil {
+		a.writeError(c, fmt.Errorf("getting agent of host %s: %w", hostID, err))
+		return
+	}
+	if agent.Revoked {
+		a.writeError(c, &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "the host's agent is revoked; it can run no plan"})
+		return
+	}
+
+	now := a.now().UTC().Truncate(time.Microsecond)
+	plan := store.Plan{
+		ID: store.NewID(), TenantID: tenant, SiteID: siteID, HostID: hostID, AgentID: agent.ID,
+		Status: store.StatusPending, Actions: make([]store.PlanAction, len(req.Actions)),
+		CreatedAt: now, UpdatedAt: now,
+	}
+	vms := make(map[uuid.UUID]store.VM, len(req.Actions))
+	for i, act := range req.Actions {
+		vm, ok := vms[vmIDs[i]]
+		if !ok {
+			vm, err = a.store.GetVM(ctx, tenant, vmIDs[i])
+			if err != nil && !isNotFound(err) {
+				a.writeError(c, fmt.Errorf("getting vm %s: %w", vmIDs[i], err))
+				return
+			}
+			if err != nil || vm.HostID != hostID {
+				a.writeError(c, invalidArgument("actions[%d].vm_id %s names no vm of this host", i, vmIDs[i]))
+				return
+			}
+			vms[vm.ID] = vm
+		}
+		params := act.Params
+		if act.Type == store.ActionMicroVMCreate && isEmptyParams(params) {
+			if params, err = createParams(vm); err != nil {
+				a.writeError(c, fmt.Errorf("building create params of vm %s: %w", vm.ID, err))
+				return
+			}
+		}
+		if isEmptyParams(params) {
+			params = json.RawMessage(`{}`)
+		}
+		plan.Actions[i] = store.PlanAction{
+			ID: store.NewID(), PlanID: plan.ID, Seq: i, Type: act.Type, VMID: vm.ID, Params: params,
+			Status: store.StatusPending, ExecutionID: store.NewID(), UpdatedAt: now,
+		}
+	}
+	// The store must never hold a plan the agent channel would refuse to
+	// encode; the protocol's own check is the authority on that.
+	if err := wirePlan(plan).Validate(); err != nil {
+		a.writeError(c, invalidArgument("plan is not valid for the agent channel: %v", err))
+		return
+	}
+
+	setAuditTarget(c, plan.ID.String())
+	if err := a.store.CreatePlan(ctx, plan); err != nil {
+		a.writeError(c, fmt.Errorf("creating plan for host %s: %w", hostID, err))
+		return
+	}
+	if a.hub != nil {
+		a.hub.DispatchPlan(plan)
+	}
+	c.JSON(http.StatusCreated, viewPlan(plan))
+}
+
+// parseBodyID parses a required UUID field of a request body.
+func parseBodyID(field, raw string) (uuid.UUID, error) {
+	if raw == "" {
+		return uuid.Nil, invalidArgument("%s is required", field)
+	}
+	id, err := uuid.Parse(raw)
+	if err != nil || len(raw) != 36 || id == uuid.Nil {
+		return uuid.Nil, invalidArgument("%s %q is not a valid id", field, raw)
+	}
+	return id, nil
+}
+
+// checkParams accepts an absent/null params or a JSON object within the
+// protocol's size bound.
+func checkParams(i int, raw json.RawMessage) error {
+	if isEmptyParams(raw) {
+		return nil
+	}
+	if len(raw) > agentproto.MaxActionParamsBytes {
+		return invalidArgument("actions[%d].params is larger than %d bytes", i, agentproto.MaxActionParamsBytes)
+	}
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
+		return invalidArgument("actions[%d].params must be a JSON object", i)
+	}
+	return nil
+}
+
+func isEmptyParams(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) == 0 || bytes.Equal(t, []byte("null"))
+}
+
+// createParams builds the MicroVMCreate params of a VM from its record:
+// the stored spec (disk image, kernel, cmdline, cloud-init) plus the
+// name and size, which the agent needs to define the VM.
+func createParams(vm store.VM) (json.RawMessage, error) {
+	m := map[string]any{}
+	if len(vm.Spec) > 0 {
+		if err := json.Unmarshal(vm.Spec, &m); err != nil {
+			return nil, fmt.Errorf("decoding spec: %w", err)
+		}
+	}
+	m["id"] = vm.ID
+	m["name"] = vm.Name
+	m["vcpus"] = vm.VCPUs
+	m["memory_mib"] = vm.MemoryMiB
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encoding params: %w", err)
+	}
+	return raw, nil
+}
+
+// wirePlan is the plan as the agent channel carries it.
+func wirePlan(p store.Plan) agentproto.Plan {
+	out := agentproto.Plan{PlanID: p.ID, Actions: make([]agentproto.Action, 0, len(p.Actions))}
+	for _, act := range p.Actions {
+		out.Actions = append(out.Actions, agentproto.Action{
+			ActionID: act.ID, ExecutionID: act.ExecutionID, Type: act.Type, VMID: act.VMID, Params: act.Params,
+		})
+	}
+	return out
+}
