@@ -1,0 +1,188 @@
+package netbird
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+const testKey = "A616097E-FCF0-48FA-9354-CA4A61142761"
+
+// syncBuffer is a log sink safe for concurrent handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func debugLogger(buf *syncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func TestCLIStatus(t *testing.T) {
+	t.Parallel()
+	sample := string(readSample(t))
+	missing := filepath.Join(t.TempDir(), "netbird")
+	for _, tc := range []struct {
+		name    string
+		bin     string // overrides the stand-in
+		cfg     fakeConfig
+		wantErr []error
+		wantMsg string
+	}{
+		{name: "sample", cfg: fakeConfig{Status: sample}},
+		{name: "missing binary path", bin: missing, wantErr: []error{ErrNotInstalled}},
+		{name: "missing binary on PATH", bin: "netbird-not-on-any-path-xyz", wantErr: []error{ErrNotInstalled}},
+		{name: "daemon down", cfg: fakeConfig{StatusMode: modeDaemonDown}, wantErr: []error{ErrDaemonNotRunning, ErrCommandFailed}, wantMsg: "failed to connect to daemon"},
+		{name: "malformed", cfg: fakeConfig{StatusMode: modeMalformed}, wantErr: []error{ErrMalformedStatus}},
+		{name: "hang", cfg: fakeConfig{StatusMode: modeHang}, wantErr: []error{ErrTimeout}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			bin := tc.bin
+			if bin == "" {
+				bin = fakeBin(t, tc.cfg)
+			}
+			timeout := 10 * time.Second
+			if tc.cfg.StatusMode == modeHang {
+				timeout = 500 * time.Millisecond
+			}
+			c := NewCLI(CLIOptions{Bin: bin, Timeout: timeout})
+			st, err := c.Status(context.Background())
+			if tc.wantErr == nil {
+				require.NoError(t, err)
+				want, err := ParseStatus([]byte(sample))
+				require.NoError(t, err)
+				require.Equal(t, want, st)
+				require.Equal(t, [][]string{{"status", "--json"}}, fakeCalls(t, bin))
+				return
+			}
+			for _, want := range tc.wantErr {
+				require.ErrorIs(t, err, want)
+			}
+			require.Contains(t, err.Error(), tc.wantMsg)
+		})
+	}
+}
+
+func TestCLIUpPassesOptionsAndRedactsKey(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		mode    string
+		wantErr error
+	}{
+		{name: "success", mode: modeOK},
+		{name: "failure echoing the key", mode: modeFail, wantErr: ErrCommandFailed},
+		{name: "hang", mode: modeHang, wantErr: ErrTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logs syncBuffer
+			bin := fakeBin(t, fakeConfig{UpMode: tc.mode})
+			timeout := 10 * time.Second
+			if tc.mode == modeHang {
+				timeout = time.Second
+			}
+			c := NewCLI(CLIOptions{Bin: bin, UpTimeout: timeout, DaemonAddr: "unix:///tmp/nb.sock", Logger: debugLogger(&logs)})
+			err := c.Up(context.Background(), UpOptions{SetupKey: testKey, ManagementURL: "https://nb.example:443", Hostname: "edge-a"})
+			require.Equal(t, [][]string{{
+				"up", "--setup-key", testKey, "--management-url", "https://nb.example:443",
+				"--hostname", "edge-a", "--daemon-addr", "unix:///tmp/nb.sock",
+			}}, fakeCalls(t, bin))
+			require.NotEmpty(t, logs.String())
+			require.NotContains(t, logs.String(), testKey)
+			if tc.wantErr == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, tc.wantErr)
+			require.NotContains(t, err.Error(), testKey)
+			require.Contains(t, err.Error(), "--setup-key "+redacted)
+		})
+	}
+}
+
+func TestCLIDownAndVersion(t *testing.T) {
+	t.Parallel()
+	bin := fakeBin(t, fakeConfig{Version: "0.59.7"})
+	c := NewCLI(CLIOptions{Bin: bin})
+	v, err := c.Version(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, "0.59.7", v)
+	require.NoError(t, c.Down(context.Background()))
+	require.Equal(t, [][]string{{"version"}, {"down"}}, fakeCalls(t, bin))
+
+	_, err = NewCLI(CLIOptions{Bin: fakeBin(t, fakeConfig{})}).Version(context.Background())
+	require.ErrorIs(t, err, ErrCommandFailed, "empty version output")
+	err = NewCLI(CLIOptions{Bin: fakeBin(t, fakeConfig{StatusMode: modeDaemonDown})}).Down(context.Background())
+	require.ErrorIs(t, err, ErrCommandFailed)
+}
+
+func TestCLICallerCancellation(t *testing.T) {
+	t.Parallel()
+	bin := fakeBin(t, fakeConfig{StatusMode: modeHang})
+	ctx, cancel := context.WithCancel(context.Background())
+	c := NewCLI(CLIOptions{Bin: bin, Timeout: time.Minute})
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Status(ctx)
+		done <- err
+	}()
+	// Cancel once the stand-in is running, known from its call record.
+	require.Eventually(t, func() bool { return len(fakeCalls(t, bin)) == 1 }, 10*time.Second, 5*time.Millisecond)
+	cancel()
+	err := <-done
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotErrorIs(t, err, ErrTimeout)
+}
+
+func TestRedactArgs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		secret string
+		want   string
+	}{
+		{"separate", []string{"up", "--setup-key", "k1"}, "", "netbird up --setup-key [REDACTED]"},
+		{"short flag", []string{"up", "-k", "k1"}, "", "netbird up -k [REDACTED]"},
+		{"inline", []string{"up", "--setup-key=k1"}, "", "netbird up --setup-key=[REDACTED]"},
+		{"secret elsewhere", []string{"up", "--hostname", "x-k1-y"}, "k1", "netbird up --hostname x-[REDACTED]-y"},
+		{"nothing secret", []string{"status", "--json"}, "", "netbird status --json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tc.want, redactArgs("netbird", tc.args, tc.secret))
+		})
+	}
+}
+
+func TestOutputMessageBounded(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", 2*maxMessage)
+	msg := outputMessage([]byte(long), nil, "")
+	require.LessOrEqual(t, len(msg), maxMessage+len("…"))
+	require.True(t, strings.HasSuffix(msg, "…"))
+	require.Equal(t, "from stdout", outputMessage(nil, []byte(" from\nstdout "), ""))
+	require.Equal(t, "no output", outputMessage(nil, nil, ""))
+	require.Equal(t, "bad key [REDACTED]", outputMessage([]byte("bad key s3cr3t"), nil, "s3cr3t"))
+}
