@@ -12,15 +12,18 @@ import (
 )
 
 // hostUpdate is what one hello or heartbeat changes about a host. Facts,
-// netbird and VM states are set only when they changed.
+// netbird and VM states are set only when they changed; usage comes with
+// every heartbeat.
 type hostUpdate struct {
-	hostID  uuid.UUID
-	agentID uuid.UUID
-	seen    time.Time
-	facts   json.RawMessage
-	netbird json.RawMessage
-	vms     []store.VMStateReport
-	hasVMs  bool
+	hostID   uuid.UUID
+	agentID  uuid.UUID
+	tenantID uuid.UUID
+	seen     time.Time
+	facts    json.RawMessage
+	netbird  json.RawMessage
+	usage    json.RawMessage
+	vms      []store.VMStateReport
+	hasVMs   bool
 }
 
 // merge folds a newer update of the same host into u: the newer wins
@@ -30,6 +33,10 @@ func (u *hostUpdate) merge(newer hostUpdate) {
 		u.seen = newer.seen
 	}
 	u.agentID = newer.agentID
+	u.tenantID = newer.tenantID
+	if newer.usage != nil {
+		u.usage = newer.usage
+	}
 	if newer.facts != nil {
 		u.facts = newer.facts
 	}
@@ -170,7 +177,8 @@ func (b *heartbeatBatcher) flush(ctx context.Context) {
 	states := make([]store.HostState, 0, len(batch))
 	for id, u := range batch {
 		states = append(states, store.HostState{
-			HostID: id, AgentID: u.agentID, LastSeenAt: u.seen, Facts: u.facts, NetBird: u.netbird,
+			HostID: id, AgentID: u.agentID, TenantID: u.tenantID, LastSeenAt: u.seen,
+			Facts: u.facts, NetBird: u.netbird, Usage: u.usage,
 		})
 	}
 	start := time.Now()
@@ -187,7 +195,9 @@ func (b *heartbeatBatcher) flush(ctx context.Context) {
 		if len(u.vms) == 0 {
 			continue
 		}
-		if err := h.store.ReportVMStates(ctx, id, u.vms, u.seen); err != nil {
+		// The changed VMs are for store decorators (the event stream);
+		// the hub itself needs nothing back.
+		if _, err := h.store.ReportVMStates(ctx, id, u.vms, u.seen); err != nil {
 			h.metrics.flushErrors.WithLabelValues("vm_state").Inc()
 			if ctx.Err() == nil {
 				h.log.Error("flushing vm states", "host_id", id, logKeyErr, err)

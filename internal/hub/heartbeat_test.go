@@ -32,7 +32,7 @@ func (c *countingStore) UpsertHostStates(ctx context.Context, states []store.Hos
 	return c.Store.UpsertHostStates(ctx, states)
 }
 
-func (c *countingStore) ReportVMStates(ctx context.Context, host uuid.UUID, r []store.VMStateReport, at time.Time) error {
+func (c *countingStore) ReportVMStates(ctx context.Context, host uuid.UUID, r []store.VMStateReport, at time.Time) ([]store.VM, error) {
 	c.mu.Lock()
 	c.vmReports[host] = append(c.vmReports[host], r)
 	c.mu.Unlock()

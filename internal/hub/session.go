@@ -353,7 +353,7 @@ func (s *session) onHello(m agentproto.Hello) error {
 	s.nbHash = hashBytes(nb)
 	s.vmHash = hashVMs(m.VMs)
 	h.heartbeats.add(hostUpdate{
-		hostID: s.hostID, agentID: s.id.AgentID, seen: now,
+		hostID: s.hostID, agentID: s.id.AgentID, tenantID: s.id.TenantID, seen: now,
 		facts: facts, netbird: nb, vms: vmReports(m.VMs), hasVMs: true,
 	})
 	// Registering after hello_ack is queued keeps hello_ack the first
@@ -485,7 +485,13 @@ func (s *session) handle(env agentproto.Envelope) error {
 }
 
 func (s *session) onHeartbeat(m agentproto.Heartbeat) error {
-	upd := hostUpdate{hostID: s.hostID, agentID: s.id.AgentID, seen: s.hub.now()}
+	upd := hostUpdate{hostID: s.hostID, agentID: s.id.AgentID, tenantID: s.id.TenantID, seen: s.hub.now()}
+	// Usage changes with nearly every heartbeat, so it is always written.
+	usage, err := json.Marshal(m.Usage)
+	if err != nil {
+		return fmt.Errorf("encoding usage: %w", err)
+	}
+	upd.usage = usage
 	if m.Facts != nil {
 		facts, err := json.Marshal(m.Facts)
 		if err != nil {

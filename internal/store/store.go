@@ -176,8 +176,11 @@ type Host struct {
 	LastSeenAt *time.Time
 	Facts      json.RawMessage // JSON object; "{}" when unknown
 	NetBird    json.RawMessage // JSON object; "{}" when unknown
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// Usage is the resource usage of the latest heartbeat (CPU, memory,
+	// disk, load…) as a JSON object; "{}" when unknown.
+	Usage     json.RawMessage
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Enrollment is what the store records when an agent enrolls: the token is
@@ -193,13 +196,19 @@ type Enrollment struct {
 }
 
 // HostState is one heartbeat's worth of host state, written in batches.
-// Facts and NetBird are written only when non-nil (only what changed).
+// Facts, NetBird and Usage are written only when non-nil (only what
+// changed).
 type HostState struct {
-	HostID     uuid.UUID
-	AgentID    uuid.UUID
+	HostID  uuid.UUID
+	AgentID uuid.UUID
+	// TenantID is the tenant of the host. The store does not need it (the
+	// agent owns the host); it lets a decorator scope what it publishes
+	// about the write without reading the host back.
+	TenantID   uuid.UUID
 	LastSeenAt time.Time
 	Facts      json.RawMessage
 	NetBird    json.RawMessage
+	Usage      json.RawMessage
 }
 
 // VM is a microVM with its desired and actual state.
@@ -403,8 +412,11 @@ type Store interface {
 	ListVMs(ctx context.Context, tenantID uuid.UUID, f VMFilter, p Page) ([]VM, bool, error)
 	SetVMDesiredState(ctx context.Context, tenantID, id uuid.UUID, desired string, at time.Time) error
 	// ReportVMStates records actual states reported by the agent of hostID;
-	// reports for VMs not on that host are ignored.
-	ReportVMStates(ctx context.Context, hostID uuid.UUID, reports []VMStateReport, at time.Time) error
+	// reports for VMs not on that host are ignored. It returns the VMs
+	// whose actual state or error actually changed, as stored after the
+	// change, so callers can tell the world about exactly those; a report
+	// repeating the stored state neither rewrites the row nor is returned.
+	ReportVMStates(ctx context.Context, hostID uuid.UUID, reports []VMStateReport, at time.Time) ([]VM, error)
 	// CountVMsByHost returns the number of non-deleted VMs per host of a site.
 	CountVMsByHost(ctx context.Context, tenantID, siteID uuid.UUID) (map[uuid.UUID]int, error)
 

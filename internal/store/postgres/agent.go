@@ -49,6 +49,7 @@ func (s *Store) ConsumeEnrollment(ctx context.Context, e store.Enrollment) (stor
 			Hostname:  e.Hostname,
 			Facts:     rawJSON(nil),
 			NetBird:   rawJSON(nil),
+			Usage:     rawJSON(nil),
 			CreatedAt: now,
 			UpdatedAt: now,
 		}
@@ -58,7 +59,7 @@ func (s *Store) ConsumeEnrollment(ctx context.Context, e store.Enrollment) (stor
 		b.Queue(qInsertAgent, agent.ID, agent.TenantID, agent.SiteID, agent.HostID, agent.Status, agent.Version,
 			agent.CertSerial, agent.CertExpiresAt, false, nil, nil, agent.CreatedAt)
 		b.Queue(qInsertHost, host.ID, host.TenantID, host.SiteID, host.AgentID, host.Hostname, false, nil,
-			string(host.Facts), string(host.NetBird), host.CreatedAt, host.UpdatedAt)
+			string(host.Facts), string(host.NetBird), string(host.Usage), host.CreatedAt, host.UpdatedAt)
 		return translate(tx.SendBatch(ctx, b).Close())
 	})
 	if err != nil {
@@ -178,6 +179,7 @@ func (s *Store) UpsertHostStates(ctx context.Context, states []store.HostState) 
 	seen := make([]time.Time, len(sorted))
 	facts := make([]*string, len(sorted))
 	netbird := make([]*string, len(sorted))
+	usage := make([]*string, len(sorted))
 	for i, st := range sorted {
 		var err error
 		if facts[i], err = nullJSONObject(st.Facts); err != nil {
@@ -186,9 +188,12 @@ func (s *Store) UpsertHostStates(ctx context.Context, states []store.HostState) 
 		if netbird[i], err = nullJSONObject(st.NetBird); err != nil {
 			return fmt.Errorf("writing heartbeat of host %s: netbird: %w", st.HostID, err)
 		}
+		if usage[i], err = nullJSONObject(st.Usage); err != nil {
+			return fmt.Errorf("writing heartbeat of host %s: usage: %w", st.HostID, err)
+		}
 		hosts[i], agents[i], seen[i] = st.HostID, st.AgentID, ts(st.LastSeenAt)
 	}
-	if _, err := s.pool.Exec(ctx, qHeartbeats, hosts, agents, seen, facts, netbird); err != nil {
+	if _, err := s.pool.Exec(ctx, qHeartbeats, hosts, agents, seen, facts, netbird, usage); err != nil {
 		return fmt.Errorf("writing %d heartbeats: %w", len(states), translate(err))
 	}
 	return nil

@@ -193,14 +193,15 @@ func scanAgent(r rowScanner) (store.Agent, error) {
 
 func scanHost(r rowScanner) (store.Host, error) {
 	var h store.Host
-	var facts, netbird []byte
+	var facts, netbird, usage []byte
 	if err := r.Scan(&h.ID, &h.TenantID, &h.SiteID, &h.AgentID, &h.Hostname, &h.Online, &h.LastSeenAt,
-		&facts, &netbird, &h.CreatedAt, &h.UpdatedAt); err != nil {
+		&facts, &netbird, &usage, &h.CreatedAt, &h.UpdatedAt); err != nil {
 		return h, translate(err)
 	}
 	h.LastSeenAt = fromNullTS(h.LastSeenAt)
 	h.Facts = rawJSON(facts)
 	h.NetBird = rawJSON(netbird)
+	h.Usage = rawJSON(usage)
 	h.CreatedAt = ts(h.CreatedAt)
 	h.UpdatedAt = ts(h.UpdatedAt)
 	return h, nil

@@ -12,7 +12,7 @@ const (
 	siteCols   = `id, tenant_id, name, description, netbird_enabled, netbird_groups, created_at, updated_at`
 	tokenCols  = `id, tenant_id, site_id, hash, expires_at, max_uses, uses, created_at, netbird_setup_key_id`
 	agentCols  = `id, tenant_id, site_id, host_id, status, version, cert_serial, cert_expires_at, revoked, revoked_at, last_seen_at, created_at`
-	hostCols   = `id, tenant_id, site_id, agent_id, hostname, online, last_seen_at, facts, netbird, created_at, updated_at`
+	hostCols   = `id, tenant_id, site_id, agent_id, hostname, online, last_seen_at, facts, netbird, usage, created_at, updated_at`
 	vmCols     = `id, tenant_id, site_id, host_id, name, desired_state, actual_state, vcpus, memory_mib, spec, error, created_at, updated_at`
 	planCols   = `id, tenant_id, site_id, host_id, agent_id, status, created_at, updated_at`
 	actionCols = `id, plan_id, seq, type, vm_id, params, status, execution_id, error, updated_at`
@@ -123,24 +123,26 @@ const (
 
 // Hosts.
 const (
-	qInsertHost = `INSERT INTO hosts (` + hostCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+	qInsertHost = `INSERT INTO hosts (` + hostCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 	qGetHost    = `SELECT ` + hostCols + ` FROM hosts WHERE tenant_id = $1 AND id = $2`
 	qListHosts  = `SELECT ` + hostCols + ` FROM hosts
 		WHERE tenant_id = $1 AND ($2::uuid IS NULL OR site_id = $2) AND id > $3 ORDER BY id LIMIT $4`
 	// A whole batch of heartbeats in one statement. Rows of one host are
-	// folded first (latest time, latest non-NULL facts and NetBird), since
+	// folded first (latest time, latest non-NULL facts, NetBird and usage), since
 	// UPDATE … FROM applies at most one source row per target. A heartbeat
 	// marks its agent and host online unless the agent was revoked; one
 	// naming another agent's host changes nothing; last_seen_at never
-	// moves backwards; NULL facts or NetBird keep the stored value.
+	// moves backwards; NULL facts, NetBird or usage keep the stored value.
 	qHeartbeats = `WITH input AS (
-			SELECT host_id, agent_id, seen, facts::jsonb AS facts, netbird::jsonb AS netbird, ord
-			FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[])
-				WITH ORDINALITY AS t(host_id, agent_id, seen, facts, netbird, ord)
+			SELECT host_id, agent_id, seen, facts::jsonb AS facts, netbird::jsonb AS netbird,
+				usage::jsonb AS usage, ord
+			FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
+				WITH ORDINALITY AS t(host_id, agent_id, seen, facts, netbird, usage, ord)
 		), folded AS (
 			SELECT host_id, agent_id, max(seen) AS seen,
 				(array_agg(facts ORDER BY ord DESC) FILTER (WHERE facts IS NOT NULL))[1] AS facts,
-				(array_agg(netbird ORDER BY ord DESC) FILTER (WHERE netbird IS NOT NULL))[1] AS netbird
+				(array_agg(netbird ORDER BY ord DESC) FILTER (WHERE netbird IS NOT NULL))[1] AS netbird,
+				(array_agg(usage ORDER BY ord DESC) FILTER (WHERE usage IS NOT NULL))[1] AS usage
 			FROM input GROUP BY host_id, agent_id
 		), live AS (
 			SELECT f.* FROM folded f
@@ -154,6 +156,7 @@ const (
 			online = true,
 			facts = COALESCE(l.facts, h.facts),
 			netbird = COALESCE(l.netbird, h.netbird),
+			usage = COALESCE(l.usage, h.usage),
 			updated_at = GREATEST(h.updated_at, l.seen)
 		FROM live l WHERE h.id = l.host_id AND h.agent_id = l.agent_id`
 )
@@ -171,11 +174,14 @@ const (
 	qSetVMDesired = `UPDATE vms SET desired_state = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2`
 	// A deleted VM is a tombstone: a late report must not bring it back
 	// (and take its name from a newer VM). Unchanged rows are not
-	// rewritten, so steady-state heartbeats cost no writes.
+	// rewritten, so steady-state heartbeats cost no writes, and RETURNING
+	// yields exactly the VMs that changed, as they are after the change.
 	qReportVMStates = `UPDATE vms v SET actual_state = r.state, error = r.error, updated_at = $5
 		FROM unnest($2::uuid[], $3::text[], $4::text[]) AS r(id, state, error)
 		WHERE v.id = r.id AND v.host_id = $1 AND v.actual_state <> 'deleted'
-		AND (v.actual_state <> r.state OR v.error <> r.error)`
+		AND (v.actual_state <> r.state OR v.error <> r.error)
+		RETURNING v.id, v.tenant_id, v.site_id, v.host_id, v.name, v.desired_state, v.actual_state,
+			v.vcpus, v.memory_mib, v.spec, v.error, v.created_at, v.updated_at`
 	qCountVMsByHost = `SELECT h.id, count(v.id) FROM hosts h
 		LEFT JOIN vms v ON v.host_id = h.id AND v.actual_state <> 'deleted'
 		WHERE h.tenant_id = $1 AND h.site_id = $2

@@ -54,10 +54,12 @@ func (s *Store) SetVMDesiredState(ctx context.Context, tenantID, id uuid.UUID, d
 }
 
 // ReportVMStates records the actual states reported by the agent of
-// hostID in one statement; reports for VMs not on that host are ignored.
-func (s *Store) ReportVMStates(ctx context.Context, hostID uuid.UUID, reports []store.VMStateReport, at time.Time) error {
+// hostID in one statement and returns the VMs that changed; reports for
+// VMs not on that host, for deleted VMs, or repeating the stored state
+// change nothing.
+func (s *Store) ReportVMStates(ctx context.Context, hostID uuid.UUID, reports []store.VMStateReport, at time.Time) ([]store.VM, error) {
 	if len(reports) == 0 {
-		return nil
+		return nil, nil
 	}
 	// UPDATE … FROM applies one source row per VM; the last report of a
 	// VM in the batch is the newest.
@@ -76,10 +78,23 @@ func (s *Store) ReportVMStates(ctx context.Context, hostID uuid.UUID, reports []
 		states = append(states, r.ActualState)
 		errs = append(errs, r.Error)
 	}
-	if _, err := s.pool.Exec(ctx, qReportVMStates, hostID, ids, states, errs, ts(at)); err != nil {
-		return fmt.Errorf("reporting %d vm states of host %s: %w", len(ids), hostID, translate(err))
+	rows, err := s.pool.Query(ctx, qReportVMStates, hostID, ids, states, errs, ts(at))
+	if err != nil {
+		return nil, fmt.Errorf("reporting %d vm states of host %s: %w", len(ids), hostID, translate(err))
 	}
-	return nil
+	defer rows.Close()
+	var changed []store.VM
+	for rows.Next() {
+		vm, err := scanVM(rows)
+		if err != nil {
+			return nil, fmt.Errorf("reporting %d vm states of host %s: %w", len(ids), hostID, err)
+		}
+		changed = append(changed, vm)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reporting %d vm states of host %s: %w", len(ids), hostID, translate(err))
+	}
+	return changed, nil
 }
 
 // CountVMsByHost counts the live VMs of every host of a tenant's site.

@@ -48,6 +48,7 @@ func (s *Store) ConsumeEnrollment(ctx context.Context, e store.Enrollment) (stor
 			Hostname:  e.Hostname,
 			Facts:     rawJSON(""),
 			NetBird:   rawJSON(""),
+			Usage:     rawJSON(""),
 			CreatedAt: now,
 			UpdatedAt: now,
 		}
@@ -60,7 +61,7 @@ func (s *Store) ConsumeEnrollment(ctx context.Context, e store.Enrollment) (stor
 		}
 		if _, err := tx.ExecContext(ctx, qInsertHost, host.ID, host.TenantID, host.SiteID, host.AgentID,
 			host.Hostname, boolInt(false), nil, string(host.Facts), string(host.NetBird),
-			micros(host.CreatedAt), micros(host.UpdatedAt)); err != nil {
+			string(host.Usage), micros(host.CreatedAt), micros(host.UpdatedAt)); err != nil {
 			return translate(err)
 		}
 		return nil
@@ -229,7 +230,7 @@ func (s *Store) UpsertHostStates(ctx context.Context, states []store.HostState) 
 		return nil
 	}
 	type row struct {
-		facts, netbird any
+		facts, netbird, usage any
 	}
 	encoded := make([]row, len(states))
 	for i, st := range states {
@@ -241,7 +242,11 @@ func (s *Store) UpsertHostStates(ctx context.Context, states []store.HostState) 
 		if err != nil {
 			return fmt.Errorf("writing heartbeat of host %s: netbird: %w", st.HostID, err)
 		}
-		encoded[i] = row{facts: facts, netbird: netbird}
+		usage, err := nullJSONObject(st.Usage)
+		if err != nil {
+			return fmt.Errorf("writing heartbeat of host %s: usage: %w", st.HostID, err)
+		}
+		encoded[i] = row{facts: facts, netbird: netbird, usage: usage}
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		agentStmt, err := tx.PrepareContext(ctx, qHeartbeatAgent)
@@ -267,7 +272,7 @@ func (s *Store) UpsertHostStates(ctx context.Context, states []store.HostState) 
 			if n == 0 {
 				continue // not this agent's host, or revoked: ignored
 			}
-			if _, err := hostStmt.ExecContext(ctx, st.HostID, seen, encoded[i].facts, encoded[i].netbird); err != nil {
+			if _, err := hostStmt.ExecContext(ctx, st.HostID, seen, encoded[i].facts, encoded[i].netbird, encoded[i].usage); err != nil {
 				return translate(err)
 			}
 		}

@@ -215,15 +215,16 @@ func scanHost(r rowScanner) (store.Host, error) {
 	var h store.Host
 	var online, created, updated int64
 	var seen sql.NullInt64
-	var facts, netbird string
+	var facts, netbird, usage string
 	if err := r.Scan(&h.ID, &h.TenantID, &h.SiteID, &h.AgentID, &h.Hostname, &online, &seen,
-		&facts, &netbird, &created, &updated); err != nil {
+		&facts, &netbird, &usage, &created, &updated); err != nil {
 		return h, translate(err)
 	}
 	h.Online = online != 0
 	h.LastSeenAt = fromNullMicros(seen)
 	h.Facts = rawJSON(facts)
 	h.NetBird = rawJSON(netbird)
+	h.Usage = rawJSON(usage)
 	h.CreatedAt = fromMicros(created)
 	h.UpdatedAt = fromMicros(updated)
 	return h, nil

@@ -11,7 +11,7 @@ const (
 	siteCols   = `id, tenant_id, name, description, netbird_enabled, netbird_groups, created_at, updated_at`
 	tokenCols  = `id, tenant_id, site_id, hash, expires_at, max_uses, uses, created_at, netbird_setup_key_id`
 	agentCols  = `id, tenant_id, site_id, host_id, status, version, cert_serial, cert_expires_at, revoked, revoked_at, last_seen_at, created_at`
-	hostCols   = `id, tenant_id, site_id, agent_id, hostname, online, last_seen_at, facts, netbird, created_at, updated_at`
+	hostCols   = `id, tenant_id, site_id, agent_id, hostname, online, last_seen_at, facts, netbird, usage, created_at, updated_at`
 	vmCols     = `id, tenant_id, site_id, host_id, name, desired_state, actual_state, vcpus, memory_mib, spec, error, created_at, updated_at`
 	planCols   = `id, tenant_id, site_id, host_id, agent_id, status, created_at, updated_at`
 	actionCols = `id, plan_id, seq, type, vm_id, params, status, execution_id, error, updated_at`
@@ -99,7 +99,7 @@ const (
 
 // Hosts.
 const (
-	qInsertHost = `INSERT INTO hosts (` + hostCols + `) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)`
+	qInsertHost = `INSERT INTO hosts (` + hostCols + `) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)`
 	qGetHost    = `SELECT ` + hostCols + ` FROM hosts WHERE tenant_id = ?1 AND id = ?2`
 	qListHosts  = `SELECT ` + hostCols + ` FROM hosts
 		WHERE tenant_id = ?1 AND (?2 = '' OR site_id = ?2) AND id > ?3 ORDER BY id LIMIT ?4`
@@ -113,13 +113,14 @@ const (
 		last_seen_at = MAX(COALESCE(last_seen_at, 0), ?3),
 		status = 'online'
 		WHERE id = ?1 AND host_id = ?2 AND revoked = 0`
-	// Run only after qHeartbeatAgent matched. NULL facts or NetBird keep
-	// the stored value.
+	// Run only after qHeartbeatAgent matched. NULL facts, NetBird or
+	// usage keep the stored value.
 	qHeartbeatHost = `UPDATE hosts SET
 		last_seen_at = MAX(COALESCE(last_seen_at, 0), ?2),
 		online = 1,
 		facts = COALESCE(?3, facts),
 		netbird = COALESCE(?4, netbird),
+		usage = COALESCE(?5, usage),
 		updated_at = ?2
 		WHERE id = ?1`
 )
@@ -136,9 +137,13 @@ const (
 		AND id > ?5 ORDER BY id LIMIT ?6`
 	qSetVMDesired = `UPDATE vms SET desired_state = ?3, updated_at = ?4 WHERE tenant_id = ?1 AND id = ?2`
 	// A deleted VM is a tombstone: a late report must not bring it back
-	// (and take its name from a newer VM).
+	// (and take its name from a newer VM). Unchanged rows are not
+	// rewritten, so steady-state heartbeats cost no writes, and RETURNING
+	// yields exactly the VMs that changed.
 	qReportVMState = `UPDATE vms SET actual_state = ?3, error = ?4, updated_at = ?5
-		WHERE id = ?1 AND host_id = ?2 AND actual_state <> 'deleted'`
+		WHERE id = ?1 AND host_id = ?2 AND actual_state <> 'deleted'
+		AND (actual_state <> ?3 OR error <> ?4)
+		RETURNING ` + vmCols
 	qCountVMsByHost = `SELECT h.id, COUNT(v.id) FROM hosts h
 		LEFT JOIN vms v ON v.host_id = h.id AND v.actual_state <> 'deleted'
 		WHERE h.tenant_id = ?1 AND h.site_id = ?2

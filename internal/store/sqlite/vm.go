@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -68,12 +69,15 @@ func (s *Store) SetVMDesiredState(ctx context.Context, tenantID, id uuid.UUID, d
 }
 
 // ReportVMStates records the actual states reported by the agent of hostID
-// in one transaction. Reports for VMs on other hosts, and for VMs already
-// deleted, change nothing.
-func (s *Store) ReportVMStates(ctx context.Context, hostID uuid.UUID, reports []store.VMStateReport, at time.Time) error {
+// in one transaction and returns the VMs that changed. Reports for VMs on
+// other hosts, for VMs already deleted, and repeating the stored state
+// change nothing. When a VM is reported twice in the batch, the last
+// report wins and the VM is returned once, as it ends up.
+func (s *Store) ReportVMStates(ctx context.Context, hostID uuid.UUID, reports []store.VMStateReport, at time.Time) ([]store.VM, error) {
 	if len(reports) == 0 {
-		return nil
+		return nil, nil
 	}
+	var changed []store.VM
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, qReportVMState)
 		if err != nil {
@@ -81,16 +85,32 @@ func (s *Store) ReportVMStates(ctx context.Context, hostID uuid.UUID, reports []
 		}
 		defer func() { _ = stmt.Close() }()
 		for _, r := range reports {
-			if _, err := stmt.ExecContext(ctx, r.VMID, hostID, r.ActualState, r.Error, micros(at)); err != nil {
-				return translate(err)
+			vm, err := scanVM(stmt.QueryRowContext(ctx, r.VMID, hostID, r.ActualState, r.Error, micros(at)))
+			if errors.Is(err, store.ErrNotFound) {
+				continue // unchanged, deleted or another host's
 			}
+			if err != nil {
+				return err
+			}
+			changed = upsertVM(changed, vm)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("recording %d vm states of host %s: %w", len(reports), hostID, err)
+		return nil, fmt.Errorf("recording %d vm states of host %s: %w", len(reports), hostID, err)
 	}
-	return nil
+	return changed, nil
+}
+
+// upsertVM replaces the entry of vm's id in vms, or appends vm.
+func upsertVM(vms []store.VM, vm store.VM) []store.VM {
+	for i := range vms {
+		if vms[i].ID == vm.ID {
+			vms[i] = vm
+			return vms
+		}
+	}
+	return append(vms, vm)
 }
 
 // CountVMsByHost returns the number of live VMs of every host of a site,

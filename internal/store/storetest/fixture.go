@@ -213,7 +213,9 @@ func requireHost(t testing.TB, want, got store.Host) {
 	t.Helper()
 	requireJSON(t, string(orEmptyObject(want.Facts)), got.Facts)
 	requireJSON(t, string(orEmptyObject(want.NetBird)), got.NetBird)
+	requireJSON(t, string(orEmptyObject(want.Usage)), got.Usage)
 	want.Facts, want.NetBird, got.Facts, got.NetBird = nil, nil, nil, nil
+	want.Usage, got.Usage = nil, nil
 	require.Equal(t, want, got)
 }
 
@@ -265,4 +267,12 @@ func normalisePlan(p store.Plan) store.Plan {
 	}
 	p.Actions = actions
 	return p
+}
+
+// reportVMs records VM states and returns the VMs the store says changed.
+func (f *fixture) reportVMs(t testing.TB, hostID uuid.UUID, reports []store.VMStateReport, at time.Time) []store.VM {
+	t.Helper()
+	changed, err := f.s.ReportVMStates(f.ctx, hostID, reports, at)
+	require.NoError(t, err)
+	return changed
 }

@@ -254,6 +254,7 @@ func testEnrollment(t *testing.T, f *fixture) {
 	require.False(t, host.Online)
 	requireJSON(t, `{}`, host.Facts)
 	requireJSON(t, `{}`, host.NetBird)
+	requireJSON(t, `{}`, host.Usage)
 
 	stored, err := f.s.GetAgent(f.ctx, agent.ID)
 	require.NoError(t, err)
@@ -473,9 +474,9 @@ func testMarkStaleAgentsOffline(t *testing.T, f *fixture) {
 	require.NoError(t, f.s.SetAgentOnline(f.ctx, gone.ID, false, "", base))
 
 	staleVM := f.vm(site, staleHost.ID)
-	require.NoError(t, f.s.ReportVMStates(f.ctx, staleHost.ID, []store.VMStateReport{{VMID: staleVM.ID, ActualState: store.VMRunning}}, base))
+	f.reportVMs(t, staleHost.ID, []store.VMStateReport{{VMID: staleVM.ID, ActualState: store.VMRunning}}, base)
 	freshVM := f.vm(site, freshHost.ID)
-	require.NoError(t, f.s.ReportVMStates(f.ctx, freshHost.ID, []store.VMStateReport{{VMID: freshVM.ID, ActualState: store.VMRunning}}, base))
+	f.reportVMs(t, freshHost.ID, []store.VMStateReport{{VMID: freshVM.ID, ActualState: store.VMRunning}}, base)
 
 	changed, err := f.s.MarkStaleAgentsOffline(f.ctx, cutoff)
 	require.NoError(t, err)
@@ -567,6 +568,39 @@ func testUpsertHostStates(t *testing.T, f *fixture) {
 	require.NoError(t, err)
 	requireJSON(t, `{"cpus":2}`, theirs.Facts)
 	requireJSON(t, `{}`, theirs.NetBird)
+	requireJSON(t, `{}`, theirs.Usage, "no usage reported yet")
+
+	// Usage round-trips, is replaced by each report, is kept when a batch
+	// has none, and of two heartbeats of one host in a batch the later wins.
+	t3 := t2.Add(15 * time.Second)
+	require.NoError(t, f.s.UpsertHostStates(f.ctx, []store.HostState{
+		{HostID: sc.host.ID, AgentID: sc.agent.ID, TenantID: sc.tenant.ID, LastSeenAt: t3,
+			Usage: json.RawMessage(`{"cpu_percent": 12.5, "memory_used_bytes": 1024}`)},
+	}))
+	host, err = f.s.GetHost(f.ctx, sc.tenant.ID, sc.host.ID)
+	require.NoError(t, err)
+	requireJSON(t, `{"cpu_percent":12.5,"memory_used_bytes":1024}`, host.Usage)
+	t4 := t3.Add(15 * time.Second)
+	require.NoError(t, f.s.UpsertHostStates(f.ctx, []store.HostState{
+		{HostID: sc.host.ID, AgentID: sc.agent.ID, LastSeenAt: t4, Usage: json.RawMessage(`{"cpu_percent":50}`)},
+		{HostID: sc.host.ID, AgentID: sc.agent.ID, LastSeenAt: t4.Add(time.Second), Usage: json.RawMessage(`{"cpu_percent":75}`)},
+	}))
+	host, err = f.s.GetHost(f.ctx, sc.tenant.ID, sc.host.ID)
+	require.NoError(t, err)
+	requireJSON(t, `{"cpu_percent":75}`, host.Usage)
+	require.NoError(t, f.s.UpsertHostStates(f.ctx, []store.HostState{
+		{HostID: sc.host.ID, AgentID: sc.agent.ID, LastSeenAt: t4.Add(2 * time.Second)},
+	}))
+	host, err = f.s.GetHost(f.ctx, sc.tenant.ID, sc.host.ID)
+	require.NoError(t, err)
+	requireJSON(t, `{"cpu_percent":75}`, host.Usage, "nil usage keeps the old value")
+	listed, _, err := f.s.ListHosts(f.ctx, sc.tenant.ID, uuid.Nil, store.Page{Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, listed, 1)
+	requireHost(t, host, listed[0])
+	require.ErrorIs(t, f.s.UpsertHostStates(f.ctx, []store.HostState{
+		{HostID: sc.host.ID, AgentID: sc.agent.ID, LastSeenAt: t4, Usage: json.RawMessage(`{"cpu_percent":`)},
+	}), store.ErrInvalid, "malformed usage is refused")
 
 	require.NoError(t, f.s.UpsertHostStates(f.ctx, []store.HostState{
 		{HostID: other.host.ID, AgentID: sc.agent.ID, LastSeenAt: t2, Facts: json.RawMessage(`{"spoofed":true}`)},
@@ -615,7 +649,7 @@ func testVMs(t *testing.T, f *fixture) {
 
 	// Once deleted, the name is free again and the vm is listed only on request.
 	require.NoError(t, f.s.SetVMDesiredState(f.ctx, mine.tenant.ID, vm.ID, store.VMDeleted, later))
-	require.NoError(t, f.s.ReportVMStates(f.ctx, mine.host.ID, []store.VMStateReport{{VMID: vm.ID, ActualState: store.VMDeleted}}, later))
+	f.reportVMs(t, mine.host.ID, []store.VMStateReport{{VMID: vm.ID, ActualState: store.VMDeleted}}, later)
 	require.NoError(t, f.s.CreateVM(f.ctx, dup), "a deleted vm frees its name")
 
 	otherSite := f.site(mine.tenant.ID)
@@ -659,12 +693,13 @@ func testVMStates(t *testing.T, f *fixture) {
 	otherVM := f.vm(sc.site, otherHost.ID)
 	at := base.Add(time.Minute)
 
-	require.NoError(t, f.s.ReportVMStates(f.ctx, sc.host.ID, nil, at), "an empty report")
-	require.NoError(t, f.s.ReportVMStates(f.ctx, sc.host.ID, []store.VMStateReport{
+	require.Empty(t, f.reportVMs(t, sc.host.ID, nil, at), "an empty report")
+	changed := f.reportVMs(t, sc.host.ID, []store.VMStateReport{
 		{VMID: mineVM.ID, ActualState: store.VMFailed, Error: "kernel panic"},
 		{VMID: otherVM.ID, ActualState: store.VMStopped},
 		{VMID: store.NewID(), ActualState: store.VMRunning},
-	}, at))
+	}, at)
+	require.Len(t, changed, 1, "only the vm on the reporting host changed")
 
 	got, err := f.s.GetVM(f.ctx, sc.tenant.ID, mineVM.ID)
 	require.NoError(t, err)
@@ -673,9 +708,57 @@ func testVMStates(t *testing.T, f *fixture) {
 	require.Equal(t, "kernel panic", got.Error)
 	require.Equal(t, ts(at), got.UpdatedAt)
 
+	requireVM(t, got, changed[0])
+
 	got, err = f.s.GetVM(f.ctx, sc.tenant.ID, otherVM.ID)
 	require.NoError(t, err)
 	require.Equal(t, otherVM.ActualState, got.ActualState, "a report for a vm on another host is ignored")
+
+	// Only real changes are returned (and written): the event stream
+	// publishes exactly these.
+	second := f.vm(sc.site, sc.host.ID)
+	deleted := f.vm(sc.site, sc.host.ID)
+	f.reportVMs(t, sc.host.ID, []store.VMStateReport{{VMID: deleted.ID, ActualState: store.VMDeleted}}, at)
+	later := at.Add(time.Minute)
+	tests := []struct {
+		name    string
+		reports []store.VMStateReport
+		want    map[uuid.UUID]store.VMStateReport // changed vm -> state it ends in
+	}{
+		{"a repeated report changes nothing", []store.VMStateReport{
+			{VMID: mineVM.ID, ActualState: store.VMFailed, Error: "kernel panic"},
+		}, nil},
+		{"a new error alone is a change", []store.VMStateReport{
+			{VMID: mineVM.ID, ActualState: store.VMFailed, Error: "oom"},
+		}, map[uuid.UUID]store.VMStateReport{mineVM.ID: {ActualState: store.VMFailed, Error: "oom"}}},
+		{"the last report of a vm wins and is returned once", []store.VMStateReport{
+			{VMID: second.ID, ActualState: store.VMCreating},
+			{VMID: mineVM.ID, ActualState: store.VMFailed, Error: "oom"},
+			{VMID: second.ID, ActualState: store.VMRunning},
+		}, map[uuid.UUID]store.VMStateReport{second.ID: {ActualState: store.VMRunning}}},
+		{"a deleted vm stays deleted and is not returned", []store.VMStateReport{
+			{VMID: deleted.ID, ActualState: store.VMRunning},
+			{VMID: otherVM.ID, ActualState: store.VMRunning},
+		}, nil},
+	}
+	for _, tc := range tests {
+		changed := f.reportVMs(t, sc.host.ID, tc.reports, later)
+		require.Len(t, changed, len(tc.want), tc.name)
+		for _, vm := range changed {
+			want, ok := tc.want[vm.ID]
+			require.True(t, ok, "%s: unexpected vm %s", tc.name, vm.ID)
+			require.Equal(t, want.ActualState, vm.ActualState, tc.name)
+			require.Equal(t, want.Error, vm.Error, tc.name)
+			require.Equal(t, ts(later), vm.UpdatedAt, tc.name)
+			require.Equal(t, sc.tenant.ID, vm.TenantID, tc.name)
+			stored, err := f.s.GetVM(f.ctx, sc.tenant.ID, vm.ID)
+			require.NoError(t, err, tc.name)
+			requireVM(t, stored, vm)
+		}
+	}
+	got, err = f.s.GetVM(f.ctx, sc.tenant.ID, deleted.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.VMDeleted, got.ActualState)
 }
 
 func testCountVMsByHost(t *testing.T, f *fixture) {
@@ -686,7 +769,7 @@ func testCountVMsByHost(t *testing.T, f *fixture) {
 	f.vm(sc.site, sc.host.ID)
 	f.vm(sc.site, second.ID)
 	deleted := f.vm(sc.site, second.ID)
-	require.NoError(t, f.s.ReportVMStates(f.ctx, second.ID, []store.VMStateReport{{VMID: deleted.ID, ActualState: store.VMDeleted}}, base))
+	f.reportVMs(t, second.ID, []store.VMStateReport{{VMID: deleted.ID, ActualState: store.VMDeleted}}, base)
 
 	counts, err := f.s.CountVMsByHost(f.ctx, sc.tenant.ID, sc.site.ID)
 	require.NoError(t, err)
