@@ -116,9 +116,9 @@ or with the CA fingerprint nkudo-server prints (--ca-fingerprint).`,
 
 type runConfig struct {
 	stateDir, runtimeDir, hypervisor string
-	chBin, netbirdBin               string
-	netbirdEnabled                  bool
-	logLevel                        string
+	chBin, netbirdBin                string
+	netbirdEnabled                   bool
+	logLevel                         string
 }
 
 // Validate checks the configuration, refusing what this build cannot do

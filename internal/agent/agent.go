@@ -162,7 +162,7 @@ type Agent struct {
 	exec      *executor.Executor
 	wake      chan struct{} // results or running notices to send
 
-	mu      sync.Mutex // guards the following
+	mu        sync.Mutex // guards the following
 	running   []agentproto.ActionResult
 	caPEM     []byte
 	lastFacts string // factsKey of the facts last sent
