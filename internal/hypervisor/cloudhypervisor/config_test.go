@@ -57,8 +57,10 @@ func TestBuildVMConfig(t *testing.T) {
 			cpus:    2, memory: 512 << 20, mac: vmnet.MACFor(id).String(),
 		},
 		{
-			name:    "kernel with cmdline",
-			mutate:  func(s *hypervisor.VMSpec) { s.Kernel, s.Cmdline = "/boot/vmlinux", "console=ttyS0 root=/dev/vda2 ro quiet" },
+			name: "kernel with cmdline",
+			mutate: func(s *hypervisor.VMSpec) {
+				s.Kernel, s.Cmdline = "/boot/vmlinux", "console=ttyS0 root=/dev/vda2 ro quiet"
+			},
 			payload: PayloadConfig{Kernel: "/boot/vmlinux", Cmdline: "console=ttyS0 root=/dev/vda2 ro quiet"},
 			cpus:    2, memory: 512 << 20, mac: vmnet.MACFor(id).String(),
 		},
@@ -69,8 +71,10 @@ func TestBuildVMConfig(t *testing.T) {
 			cpus:    2, memory: 512 << 20, mac: vmnet.MACFor(id).String(),
 		},
 		{
-			name:    "limits and given mac",
-			mutate:  func(s *hypervisor.VMSpec) { s.VCPUs, s.MemoryMiB, s.MAC = 64, hypervisor.MaxMemoryMiB, "52:54:00:12:34:56" },
+			name: "limits and given mac",
+			mutate: func(s *hypervisor.VMSpec) {
+				s.VCPUs, s.MemoryMiB, s.MAC = 64, hypervisor.MaxMemoryMiB, "52:54:00:12:34:56"
+			},
 			payload: PayloadConfig{Firmware: "/usr/share/cloud-hypervisor/hypervisor-fw"},
 			cpus:    64, memory: 1 << 40, mac: "52:54:00:12:34:56",
 		},

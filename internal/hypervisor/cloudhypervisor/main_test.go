@@ -179,15 +179,6 @@ func (h *harness) calls() []standinCall {
 	return out
 }
 
-// callPaths lists the API paths called, in order.
-func (h *harness) callPaths() []string {
-	var out []string
-	for _, c := range h.calls() {
-		out = append(out, c.Path)
-	}
-	return out
-}
-
 // pids lists every stand-in VMM this test started.
 func (h *harness) pids() []int {
 	b, err := os.ReadFile(filepath.Join(h.binDir, standinPIDsFile))

@@ -91,9 +91,38 @@ func describeExit(ws unix.WaitStatus) string {
 	case ws.Exited():
 		return fmt.Sprintf("exited with status %d", ws.ExitStatus())
 	case ws.Signaled():
-		return fmt.Sprintf("killed by %s", ws.Signal())
+		return fmt.Sprintf("killed by %s", unix.SignalName(ws.Signal()))
 	}
 	return fmt.Sprintf("ended (wait status %#x)", uint32(ws))
+}
+
+// settleTimeout bounds how long settle waits for an exiting child.
+const settleTimeout = 2 * time.Second
+
+// settle waits briefly for a child that is exiting (its API connection
+// dropped, its command line already torn down) to become reapable, and
+// returns how it ended; "" when it is not our child or does not end in
+// time. Knowing "exited with status 3" beats "is gone" in an error.
+func settle(pid int) string {
+	if pid <= 0 {
+		return ""
+	}
+	deadline := time.Now().Add(settleTimeout)
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		switch {
+		case err != nil:
+			return "" // ECHILD: not ours, or already reaped
+		case wpid == pid:
+			return describeExit(ws)
+		case time.Now().After(deadline):
+			return ""
+		}
+		<-t.C
+	}
 }
 
 // waitExit polls until the process is gone or ctx ends.

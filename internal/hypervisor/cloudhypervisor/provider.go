@@ -608,6 +608,14 @@ func (p *Provider) exitNote(v *vm) string {
 // probe checks the VM's VMM, remembering how a reaped child ended.
 func (p *Provider) probe(v *vm) procState {
 	st := probe(v.rec.PID, v.paths.APISocket)
+	if !st.alive && st.exit == "" {
+		p.mu.Lock()
+		_, known := p.exits[v.rec.PID]
+		p.mu.Unlock()
+		if !known {
+			st.exit = settle(v.rec.PID)
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if st.exit != "" {
