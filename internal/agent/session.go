@@ -55,7 +55,6 @@ type session struct {
 }
 
 type renewAnswer struct {
-	ok  bool
 	err error
 }
 
