@@ -1,0 +1,161 @@
+package netbirdapi
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func newSetup(t *testing.T, s *standIn, o SetupOptions) *Setup {
+	t.Helper()
+	c, _ := s.client(t, nil)
+	setup, err := NewSetup(c, o)
+	require.NoError(t, err)
+	return setup
+}
+
+func TestNewSetupValidates(t *testing.T) {
+	t.Parallel()
+	c, err := New(Options{BaseURL: "https://nb.example", Token: "t"})
+	require.NoError(t, err)
+	for _, o := range []SetupOptions{
+		{KeyExpiry: time.Hour},
+		{KeyExpiry: 366 * 24 * time.Hour},
+		{KeyExpiry: 24*time.Hour + time.Millisecond},
+	} {
+		_, err := NewSetup(c, o)
+		require.ErrorIs(t, err, ErrConfig, o.KeyExpiry)
+	}
+	_, err = NewSetup(nil, SetupOptions{})
+	require.ErrorIs(t, err, ErrConfig)
+}
+
+func TestMintAndRevokeForToken(t *testing.T) {
+	t.Parallel()
+	s := newStandIn(t)
+	setup := newSetup(t, s, SetupOptions{})
+	ctx := context.Background()
+
+	keyID, key, err := setup.MintForToken(ctx, "site a", []string{"edge", "site-a"}, "tok-123")
+	require.NoError(t, err)
+	require.Equal(t, "sk-1", keyID)
+	require.NotEmpty(t, key)
+	require.Equal(t, []map[string]any{{
+		"name": "nkudo-site-a-tok-123", "type": "one-off", "expires_in": 86400.0,
+		"auto_groups": []any{"grp-edge", "grp-site-a"}, "usage_limit": 1.0,
+		"ephemeral": false, "allow_extra_dns_labels": false,
+	}}, s.bodiesOf("POST /api/setup-keys"))
+
+	require.NoError(t, setup.RevokeForToken(ctx, keyID))
+	c, _ := s.client(t, nil)
+	got, err := c.GetSetupKey(ctx, keyID)
+	require.NoError(t, err)
+	require.True(t, got.Revoked)
+	require.Equal(t, []string{"grp-edge", "grp-site-a"}, got.AutoGroups)
+
+	require.NoError(t, c.DeleteSetupKey(ctx, keyID))
+	require.NoError(t, setup.RevokeForToken(ctx, keyID), "a key already gone counts as revoked")
+
+	s.queue("GET /api/setup-keys/{keyId}", reply{status: http.StatusUnauthorized, body: `{"message":"token expired"}`})
+	require.ErrorIs(t, setup.RevokeForToken(ctx, keyID), ErrUnauthorized)
+}
+
+func TestMintForTokenFailures(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		site    string
+		groups  []string
+		token   string
+		queue   map[string]reply
+		wantErr error
+		wantMsg string
+	}{
+		{name: "unknown group", site: "a", groups: []string{"edge", "missing"}, token: "t", wantErr: ErrNotFound, wantMsg: `no group named "missing"`},
+		{name: "missing site", site: " ", token: "t", wantErr: ErrInvalid},
+		{name: "missing token id", site: "a", wantErr: ErrInvalid},
+		{
+			name: "netbird refuses", site: "a", token: "t", wantErr: ErrInvalid, wantMsg: "group grp-x doesn't exist",
+			queue: map[string]reply{"POST /api/setup-keys": {status: 422, body: `{"message":"group grp-x doesn't exist","code":422}`}},
+		},
+		{
+			name: "answer without key", site: "a", token: "t", wantErr: ErrUnexpected,
+			queue: map[string]reply{"POST /api/setup-keys": {status: 200, body: `{"id":"sk-9"}`}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStandIn(t)
+			for route, r := range tc.queue {
+				s.queue(route, r)
+			}
+			id, key, err := newSetup(t, s, SetupOptions{}).MintForToken(ctx, tc.site, tc.groups, tc.token)
+			require.ErrorIs(t, err, tc.wantErr)
+			require.ErrorContains(t, err, tc.wantMsg)
+			require.Empty(t, id)
+			require.Empty(t, key)
+		})
+	}
+}
+
+func TestMintForTokenOptions(t *testing.T) {
+	t.Parallel()
+	s := newStandIn(t)
+	setup := newSetup(t, s, SetupOptions{KeyPrefix: "fleet", KeyExpiry: 7 * 24 * time.Hour, Ephemeral: true})
+	_, _, err := setup.MintForToken(context.Background(), "b", nil, "tok")
+	require.NoError(t, err)
+	body := s.bodiesOf("POST /api/setup-keys")[0]
+	require.Equal(t, "fleet-b-tok", body["name"])
+	require.Equal(t, float64(7*24*3600), body["expires_in"])
+	require.Equal(t, true, body["ephemeral"])
+	require.Equal(t, []any{}, body["auto_groups"])
+}
+
+func TestPeerForHost(t *testing.T) {
+	t.Parallel()
+	s := newStandIn(t)
+	setup := newSetup(t, s, SetupOptions{})
+	for _, tc := range []struct {
+		query   string
+		want    string
+		wantErr error
+	}{
+		{query: "edge-a", want: "peer-a"},
+		{query: "EDGE-A", want: "peer-a"},
+		{query: "edge-b", want: "peer-b"}, // hostname, though the peer was renamed
+		{query: "renamed-b", want: "peer-b"},
+		{query: "edge-b.netbird.cloud.", want: "peer-b"},
+		{query: "100.92.3.15", want: "peer-a"},
+		{query: "100.92.99.99", wantErr: ErrNotFound},
+		{query: "nowhere", wantErr: ErrNotFound},
+		{query: "dup", wantErr: ErrAmbiguous},
+		{query: "", wantErr: ErrInvalid},
+	} {
+		p, err := setup.PeerForHost(context.Background(), tc.query)
+		if tc.wantErr != nil {
+			require.ErrorIs(t, err, tc.wantErr, tc.query)
+			continue
+		}
+		require.NoError(t, err, tc.query)
+		require.Equal(t, tc.want, p.ID, tc.query)
+	}
+	require.Contains(t, s.callLog(), "GET /api/peers")
+}
+
+func TestDeletePeerForAgent(t *testing.T) {
+	t.Parallel()
+	s := newStandIn(t)
+	setup := newSetup(t, s, SetupOptions{})
+	ctx := context.Background()
+	require.NoError(t, setup.DeletePeerForAgent(ctx, "peer-a"))
+	require.NoError(t, setup.DeletePeerForAgent(ctx, "peer-a"), "deleting twice")
+	_, err := setup.PeerForHost(ctx, "edge-a")
+	require.ErrorIs(t, err, ErrNotFound)
+
+	s.queue("DELETE /api/peers/{peerId}", reply{status: 500}, reply{status: 500}, reply{status: 500}, reply{status: 500})
+	require.ErrorIs(t, setup.DeletePeerForAgent(ctx, "peer-b"), ErrServer)
+}
