@@ -304,7 +304,9 @@ func Evaluate(s Status) agentproto.NetBirdStatus {
 	case s.DaemonStatus == DaemonConnecting:
 		out.State = agentproto.NetBirdJoining
 		return out
-	case s.DaemonStatus != DaemonConnected:
+	// Clients before daemonStatus existed report only the management
+	// connection; judge those by it alone.
+	case s.DaemonStatus != DaemonConnected && s.DaemonStatus != "":
 		out.State = agentproto.NetBirdDisconnected
 		reason := "daemon status " + orUnknown(s.DaemonStatus)
 		if s.Management.Error != "" {

@@ -112,6 +112,7 @@ func TestManagerStates(t *testing.T) {
 			},
 		},
 		{name: "needs login", variant: needsLogin, want: agentproto.NetBirdDisconnected, wantErr: "daemon status NeedsLogin; management: peer login expired"},
+		{name: "old client without daemonStatus", variant: func(m map[string]any) { allPeersConnected(m); delete(m, "daemonStatus") }, want: agentproto.NetBirdConnected},
 		{name: "connecting", variant: func(m map[string]any) { m["daemonStatus"] = DaemonConnecting }, want: agentproto.NetBirdJoining},
 		{
 			name: "probe ok", variant: allPeersConnected, want: agentproto.NetBirdConnected, wantProbe: ptr(true),
