@@ -163,6 +163,9 @@ func TestServerKilledMidPlan(t *testing.T) {
 	ag.proc.signal(syscall.SIGSTOP)
 	p := srv.createPlan(tn, ag.hostID,
 		[2]any{store.ActionMicroVMCreate, vm}, [2]any{store.ActionMicroVMStop, vm}, [2]any{store.ActionMicroVMStart, vm})
+	// The API answers once the plan is queued for the session; the frame
+	// must be on the wire before the server dies.
+	eventually(t, "plan frame written", func() bool { return srv.plansSent() >= 1 })
 	srv.kill9()
 	ag.proc.signal(syscall.SIGCONT)
 	// Wait until the agent ran all three actions while the server was down.
@@ -201,6 +204,9 @@ func TestAgentKilledBeforeReporting(t *testing.T) {
 
 	ag.proc.signal(syscall.SIGSTOP)
 	p := srv.createPlan(tn, ag.hostID, [2]any{store.ActionMicroVMCreate, vm})
+	// The API answers once the plan is queued for the session; the frame
+	// must be on the wire before the server dies.
+	eventually(t, "plan frame written", func() bool { return srv.plansSent() >= 1 })
 	srv.kill9()
 	ag.proc.signal(syscall.SIGCONT)
 	eventually(t, "agent ran the action", func() bool {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -169,6 +170,7 @@ type server struct {
 	t           testing.TB
 	dir         string
 	addr        string
+	metricsAddr string
 	databaseURL string
 	proc        *proc
 	cli         *http.Client
@@ -186,7 +188,7 @@ func freeAddr(t testing.TB) string {
 
 func newServer(t testing.TB, databaseURL string) *server {
 	t.Helper()
-	s := &server{t: t, dir: t.TempDir(), addr: freeAddr(t), databaseURL: databaseURL}
+	s := &server{t: t, dir: t.TempDir(), addr: freeAddr(t), metricsAddr: freeAddr(t), databaseURL: databaseURL}
 	s.start()
 	return s
 }
@@ -205,7 +207,7 @@ func (s *server) start() {
 		"HEARTBEAT_OFFLINE_AFTER=20m",
 		"NKUDO_LOG_LEVEL=debug",
 	}
-	args := []string{"serve", "--addr", s.addr, "--data-dir", filepath.Join(s.dir, "data"), "--metrics-addr", ""}
+	args := []string{"serve", "--addr", s.addr, "--data-dir", filepath.Join(s.dir, "data"), "--metrics-addr", s.metricsAddr}
 	if s.databaseURL != "" {
 		args = append(args, "--database-url", s.databaseURL)
 	}
@@ -236,6 +238,27 @@ func (s *server) start() {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+}
+
+// plansSent reads how many plan frames this server process has written to
+// agent connections, from its Prometheus metrics.
+func (s *server) plansSent() int {
+	s.t.Helper()
+	resp, err := http.Get("http://" + s.metricsAddr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(s.t, err)
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, `nkudo_hub_frames_sent_total{type="plan"} `); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			require.NoError(s.t, err, "%s", line)
+			return n
+		}
+	}
+	return 0
 }
 
 // kill9 kills the server with SIGKILL: no shutdown, no flush.
