@@ -271,7 +271,7 @@ func TestEnrollCLI(t *testing.T) {
 		if i == 1 {
 			trust = []string{"--ca-fingerprint", fp}
 		}
-		wg.Go(func() { errs[i], outs[i] = ag.enrollCmd(token, trust...) })
+		wg.Go(func() { outs[i], errs[i] = ag.enrollCmd(token, trust...) })
 	}
 	wg.Wait()
 	require.True(t, (errs[0] == nil) != (errs[1] == nil), "exactly one enrollment must win: %v / %v\n%s\n%s", errs[0], errs[1], outs[0], outs[1])
@@ -283,7 +283,7 @@ func TestEnrollCLI(t *testing.T) {
 
 	// Fingerprint trust alone is enough to enroll.
 	c := newAgent(t, srv)
-	err, out := c.enrollCmd(srv.token(tn, 1), "--ca-fingerprint", fp)
+	out, err := c.enrollCmd(srv.token(tn, 1), "--ca-fingerprint", fp)
 	require.NoError(t, err, "%s", out)
 
 	expired := "nket_e2e-expired-token"
@@ -294,7 +294,7 @@ func TestEnrollCLI(t *testing.T) {
 	}))
 	for _, tok := range []string{"nket_no-such-token", expired} {
 		d := newAgent(t, srv)
-		err, out := d.enrollCmd(tok, "--ca-file", srv.caFile())
+		out, err := d.enrollCmd(tok, "--ca-file", srv.caFile())
 		var ee *exec.ExitError
 		require.ErrorAs(t, err, &ee, "%s", out)
 		require.NotZero(t, ee.ExitCode())

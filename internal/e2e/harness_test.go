@@ -376,20 +376,20 @@ func newAgent(t testing.TB, srv *server) *agent {
 }
 
 // enrollCmd runs `nkudo-agent enroll` and returns its exit error and output.
-func (a *agent) enrollCmd(token string, trust ...string) (error, string) {
+func (a *agent) enrollCmd(token string, trust ...string) (string, error) {
 	a.t.Helper()
 	args := append([]string{"enroll", "--server", a.srv.url(), "--token", token, "--state-dir", a.stateDir,
 		"--hostname", "edge-" + uuid.NewString()[:8]}, trust...)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, agentBin, args...).CombinedOutput()
-	return err, string(out)
+	return string(out), err
 }
 
 // enroll enrolls with --ca-file and records the agent's ids.
 func (a *agent) enroll(token string) {
 	a.t.Helper()
-	err, out := a.enrollCmd(token, "--ca-file", a.srv.caFile())
+	out, err := a.enrollCmd(token, "--ca-file", a.srv.caFile())
 	require.NoError(a.t, err, "%s", out)
 	a.loadIDs()
 }
