@@ -4,9 +4,19 @@
 // and the handlers of the operator-facing /v1 routes.
 //
 // The server package owns listeners, TLS and shutdown; it builds an API
-// with New and serves Handler. Later features (enrollment, the agent
-// channel) add their routes through Engine, and the OpenAPI completeness
-// check (OpenAPIRouteDiff) covers them automatically.
+// with New and serves Handler. Later features add their routes through
+// Engine, and the OpenAPI completeness check (OpenAPIRouteDiff) covers
+// them automatically.
+//
+// The agent-facing routes need no API key: POST /v1/enroll trades an
+// enrollment token and a CSR for a client certificate signed by
+// Options.Authority (the CSR and host name are checked before the token
+// is consumed, so a bad request never burns it), and GET /v1/agent/connect
+// hands the request to Options.Hub, which authenticates the agent by its
+// certificate. POST /v1/sites/{site}/plans stores a raw plan and gives it
+// to the hub right after the commit; GET /v1/executions/{id}/logs lists an
+// execution's log by seq or, with ?follow=true, streams it as Server-Sent
+// Events fed by the hub. Revoking an agent closes its live session.
 //
 // Authentication: the admin key (NKUDO_ADMIN_KEY) or a tenant API key is
 // sent as "Authorization: Bearer <key>". Tenant-scoped routes (/v1/sites,
