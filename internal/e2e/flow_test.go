@@ -414,3 +414,46 @@ func (w *wireAgent) nextNonAck() agentproto.Envelope {
 		return env
 	}
 }
+
+// TestServerGracefulShutdown: SIGTERM with a live agent and an open log
+// stream; the server ends the stream, closes the session with going-away
+// and exits cleanly at once, and the agent comes back after the restart.
+func TestServerGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, "")
+	st := srv.openStore()
+	tn := srv.bootstrap("acme")
+	ag := newAgent(t, srv)
+	ag.enroll(srv.token(tn, 1))
+	ag.run()
+	srv.waitOnline(tn, ag.hostID)
+	vm := createVM(t, st, tn, ag.hostID, "svc-1")
+
+	// A stream that cannot end by itself: its execution belongs to an
+	// agent that never runs.
+	idle := newAgent(t, srv)
+	idle.enroll(srv.token(tn, 1))
+	idleVM := createVM(t, st, tn, idle.hostID, "idle-1")
+	pending := srv.createPlan(tn, idle.hostID, [2]any{store.ActionMicroVMCreate, idleVM})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", srv.url()+"/v1/executions/"+pending.Actions[0].ExecutionID.String()+"/logs?follow=true", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tn.key)
+	resp, err := srv.cli.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// Were the stream to hold http.Server.Shutdown past its timeout, the
+	// server would exit non-zero.
+	srv.proc.signal(syscall.SIGTERM)
+	require.NoError(t, srv.proc.wait(), "nkudo-server must exit 0 on SIGTERM")
+	require.Contains(t, srv.proc.output(), "stopped")
+	require.False(t, ag.proc.exited(), "going-away must not stop the agent")
+
+	srv.restart()
+	p := srv.createPlan(tn, ag.hostID, [2]any{store.ActionMicroVMCreate, vm})
+	srv.waitPlan(tn, p.ID, store.StatusSucceeded)
+	require.Equal(t, "running", ag.simState(vm))
+}
