@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kubedoio/n-kudo/internal/event"
 	"github.com/kubedoio/n-kudo/internal/hub"
 	"github.com/kubedoio/n-kudo/internal/pki"
 	"github.com/kubedoio/n-kudo/internal/store"
@@ -60,6 +61,9 @@ type Options struct {
 	// streams. Without it the channel answers 503, plans wait in the store
 	// for whichever hub the agent connects to, and log streams poll.
 	Hub *hub.Hub
+	// Events is the live change feed served at GET /v1/events; without it
+	// that route answers 503.
+	Events *event.Broker
 }
 
 // API is the JSON API: a Gin engine with its middleware and handlers.
@@ -75,6 +79,7 @@ type API struct {
 	authority    *pki.Authority
 	agentCertTTL time.Duration
 	hub          *hub.Hub
+	events       *event.Broker
 	// streamsDone is closed by CloseStreams to end live log streams.
 	streamsDone  chan struct{}
 	closeStreams sync.Once
@@ -139,6 +144,7 @@ func New(opts Options) (*API, error) {
 		authority:    opts.Authority,
 		agentCertTTL: opts.AgentCertTTL,
 		hub:          opts.Hub,
+		events:       opts.Events,
 		streamsDone:  make(chan struct{}),
 		limits:       limits,
 		ipLim:        newLimiterTable(limits.PerIP, limits.PerIPBurst, limits),
@@ -246,6 +252,7 @@ func (a *API) routes() {
 	t.DELETE("/sites/:site", a.audited("site.delete"), operator, a.deleteSite)
 	t.POST("/sites/:site/enrollment-tokens", a.audited("enrollment_token.create"), operator, a.idempotent, a.createEnrollmentToken)
 
+	t.GET("/events", a.streamEvents)
 	t.GET("/hosts", a.listHosts)
 	t.GET("/hosts/:host", a.getHost)
 	t.GET("/agents", a.listAgents)

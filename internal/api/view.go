@@ -88,15 +88,18 @@ type hostView struct {
 	LastSeenAt *time.Time      `json:"last_seen_at"`
 	Facts      json.RawMessage `json:"facts"`
 	NetBird    json.RawMessage `json:"netbird"`
-	CreatedAt  time.Time       `json:"created_at"`
-	UpdatedAt  time.Time       `json:"updated_at"`
+	// Usage is the latest heartbeat's resource usage; omitted until the
+	// host reported one.
+	Usage     json.RawMessage `json:"usage,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
 }
 
 func viewHost(h store.Host) hostView {
 	return hostView{
 		ID: h.ID, SiteID: h.SiteID, Hostname: h.Hostname, AgentID: h.AgentID,
 		Online: h.Online, LastSeenAt: utcPtr(h.LastSeenAt),
-		Facts: jsonObject(h.Facts), NetBird: jsonObject(h.NetBird),
+		Facts: jsonObject(h.Facts), NetBird: jsonObject(h.NetBird), Usage: knownObject(h.Usage),
 		CreatedAt: h.CreatedAt.UTC(), UpdatedAt: h.UpdatedAt.UTC(),
 	}
 }
@@ -244,6 +247,15 @@ func utcPtr(t *time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
+}
+
+// knownObject is nil (so omitted) for a JSON object that is absent or
+// empty, the store's way of saying "unknown".
+func knownObject(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || string(raw) == "{}" || string(raw) == "null" {
+		return nil
+	}
+	return raw
 }
 
 // jsonObject makes sure a JSON column is emitted as an object, never null.
