@@ -411,3 +411,25 @@ func TestWaitPlan(t *testing.T) {
 	err = a.waitPlan(ctx, c, uuid.New(), time.Minute)
 	require.Equal(t, exitNotFound, exitCode(err))
 }
+
+func TestLogs(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	h := newHarness(t)
+	h.login(f.srv, "acme", f.tenant.View)
+	host := clienttest.HostFixture{SiteID: id(1), AgentID: id(14), HostID: id(12)}
+	exec := f.srv.SeedExecution(t, f.tenant.ID, host, f.vmID)
+	f.srv.AppendLogs(t, exec, 1, 3)
+	f.srv.Finish(t, exec, client.StatusSucceeded, "")
+
+	line := `\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ info   line %d\n`
+	want := regexp.MustCompile("^" + fmt.Sprintf(line, 1) + fmt.Sprintf(line, 2) + fmt.Sprintf(line, 3) + "$")
+	for _, args := range [][]string{
+		{"logs", exec.ExecutionID.String()},
+		{"logs", "-f", exec.ExecutionID.String()},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			require.Regexp(t, want, h.ok(args...))
+		})
+	}
+}

@@ -61,8 +61,31 @@ func DecodeObject[T any](e Event) (T, error) {
 	return out, nil
 }
 
-// Host decodes the object of a host.updated event.
+// Host decodes the object of a host.updated event. The server may send
+// only what a heartbeat changed (id, online, last_seen_at, usage…); to
+// keep the other fields, merge with UpdateHost instead.
 func (e Event) Host() (Host, error) { return DecodeObject[Host](e) }
+
+// UpdateHost returns h with the fields present in a host.updated event's
+// object applied; fields the event leaves out keep h's values.
+func (e Event) UpdateHost(h Host) (Host, error) {
+	if err := e.ApplyTo(&h); err != nil {
+		return Host{}, err
+	}
+	return h, nil
+}
+
+// ApplyTo decodes the event's object onto dst, which keeps every field
+// the object does not carry: the merge a partial (patch) event needs.
+func (e Event) ApplyTo(dst any) error {
+	if len(e.Object) == 0 {
+		return fmt.Errorf("decoding %s event %d: %w: no object", e.Type, e.Seq, ErrInvalidResponse)
+	}
+	if err := json.Unmarshal(e.Object, dst); err != nil {
+		return fmt.Errorf("decoding %s event %d: %w: %w", e.Type, e.Seq, ErrInvalidResponse, err)
+	}
+	return nil
+}
 
 // Agent decodes the object of an agent.updated event.
 func (e Event) Agent() (Agent, error) { return DecodeObject[Agent](e) }

@@ -118,6 +118,18 @@ func TestEventsResumeAndResync(t *testing.T) {
 	require.Equal(t, "edge-1", h.Hostname)
 	require.NotNil(t, h.Usage)
 	require.InDelta(t, 12.5, h.Usage.CPUPercent, 1e-9)
+	// A heartbeat patch keeps what it does not carry.
+	base := client.Host{ID: host, Hostname: "edge-1", Facts: client.HostFacts{CPUCores: 8}}
+	patch := client.Event{Type: client.EventHostUpdated, Object: []byte(`{"id":"` + host.String() + `","online":true,"usage":{"cpu_percent":50}}`)}
+	merged, err := patch.UpdateHost(base)
+	require.NoError(t, err)
+	require.True(t, merged.Online)
+	require.Equal(t, 8, merged.Facts.CPUCores)
+	require.Equal(t, "edge-1", merged.Hostname)
+	require.InDelta(t, 50.0, merged.Usage.CPUPercent, 1e-9)
+	_, err = client.Event{Type: client.EventHostUpdated}.UpdateHost(base)
+	require.ErrorIs(t, err, client.ErrInvalidResponse)
+
 	v, err := got[1].VM()
 	require.NoError(t, err)
 	require.True(t, v.Drift)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -146,4 +147,44 @@ func (s *Server) EnrollHost(t testing.TB, c *client.Client, h HostFixture) {
 		_, err := s.Store.MarkStaleAgentsOffline(ctx, h.SeenAt.Add(time.Second))
 		require.NoError(t, err)
 	}
+}
+
+// Execution is a seeded one-action plan and its execution.
+type Execution struct {
+	PlanID, ActionID, ExecutionID uuid.UUID
+	AgentID                       uuid.UUID
+}
+
+// SeedExecution stores a pending one-action plan for host h, as the plan
+// route does, and returns its ids; the agent's side (log lines, result)
+// is written with AppendLogs and Finish.
+func (s *Server) SeedExecution(t testing.TB, tenant uuid.UUID, h HostFixture, vm uuid.UUID) Execution {
+	t.Helper()
+	e := Execution{PlanID: store.NewID(), ActionID: store.NewID(), ExecutionID: store.NewID(), AgentID: h.AgentID}
+	now := time.Now().UTC()
+	require.NoError(t, s.Store.CreatePlan(context.Background(), store.Plan{
+		ID: e.PlanID, TenantID: tenant, SiteID: h.SiteID, HostID: h.HostID, AgentID: h.AgentID, Status: store.StatusPending,
+		Actions: []store.PlanAction{{ID: e.ActionID, PlanID: e.PlanID, Type: store.ActionMicroVMStart, VMID: vm,
+			Params: json.RawMessage(`{}`), Status: store.StatusPending, ExecutionID: e.ExecutionID, UpdatedAt: now}},
+		CreatedAt: now, UpdatedAt: now,
+	}))
+	return e
+}
+
+// AppendLogs stores log lines from..to (inclusive) of the execution, as
+// the agent channel does with a log batch.
+func (s *Server) AppendLogs(t testing.TB, e Execution, from, to int64) {
+	t.Helper()
+	var lines []store.LogLine
+	for seq := from; seq <= to; seq++ {
+		lines = append(lines, store.LogLine{ExecutionID: e.ExecutionID, Seq: seq, At: time.Now().UTC(), Stream: "info", Message: fmt.Sprintf("line %d", seq)})
+	}
+	require.NoError(t, s.Store.AppendLogLines(context.Background(), lines))
+}
+
+// Finish records the agent's final result for the execution's action.
+func (s *Server) Finish(t testing.TB, e Execution, status, errMsg string) {
+	t.Helper()
+	_, err := s.Store.ApplyActionResult(context.Background(), e.AgentID, store.ActionResult{ActionID: e.ActionID, Status: status, Error: errMsg, At: time.Now().UTC()})
+	require.NoError(t, err)
 }
