@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kubedoio/n-kudo/internal/api"
+	"github.com/kubedoio/n-kudo/internal/event"
 	"github.com/kubedoio/n-kudo/internal/hub"
 	"github.com/kubedoio/n-kudo/internal/pki"
 	"github.com/kubedoio/n-kudo/internal/store"
@@ -100,6 +101,7 @@ type Server struct {
 	pki      *pki.Authority
 	api      *api.API
 	hub      *hub.Hub
+	events   *event.Broker
 	registry *prometheus.Registry
 
 	apiLn     net.Listener
@@ -129,6 +131,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every write, from the API and the agent channel alike, goes
+	// through the event decorator so that GET /v1/events sees it.
+	s.events = event.NewBroker(event.Options{})
+	st = event.NewStore(st, s.events, log.With("component", "events"))
 	s.store = st
 
 	// The hub comes first: the API hands it plans, revocations and log
@@ -153,6 +159,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Authority:      authority,
 		AgentCertTTL:   cfg.AgentCertTTL,
 		Hub:            s.hub,
+		Events:         s.events,
 	})
 	if err != nil {
 		s.Close()
