@@ -209,9 +209,9 @@ func TestAgentKilledBeforeReporting(t *testing.T) {
 	eventually(t, "plan frame written", func() bool { return srv.plansSent() >= 1 })
 	srv.kill9()
 	ag.proc.signal(syscall.SIGCONT)
-	eventually(t, "agent ran the action", func() bool {
-		return strings.Contains(ag.proc.output(), "action succeeded")
-	})
+	// Kill it once the result is durable in its action cache: the log
+	// line "action succeeded" comes just before that write.
+	eventually(t, "agent recorded the result", func() bool { return ag.finished(p.Actions[0].ID) })
 	ag.proc.kill()
 	require.Equal(t, "running", ag.simState(vm))
 

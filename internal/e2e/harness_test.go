@@ -420,6 +420,30 @@ func (a *agent) stop() {
 	require.NoError(a.t, a.proc.wait(), "%s", tail(a.proc.output(), 2000))
 }
 
+// finished reports whether the agent's action cache holds a result for
+// the action.
+func (a *agent) finished(action uuid.UUID) bool {
+	raw, err := os.ReadFile(filepath.Join(a.stateDir, "actions.json"))
+	if err != nil {
+		return false
+	}
+	var f struct {
+		Entries []struct {
+			ActionID   uuid.UUID `json:"action_id"`
+			FinishedAt time.Time `json:"finished_at"`
+		} `json:"entries"`
+	}
+	if json.Unmarshal(raw, &f) != nil {
+		return false
+	}
+	for _, e := range f.Entries {
+		if e.ActionID == action && !e.FinishedAt.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
 // simState reads the sim hypervisor's view of a VM ("" when unknown).
 func (a *agent) simState(vm uuid.UUID) string {
 	raw, err := os.ReadFile(filepath.Join(a.runtime, "sim-vms.json"))
