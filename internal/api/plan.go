@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -138,22 +139,30 @@ func (a *API) createPlan(c *gin.Context) {
 			Status: store.StatusPending, ExecutionID: store.NewID(), UpdatedAt: now,
 		}
 	}
+	setAuditTarget(c, plan.ID.String())
+	if err := a.submitPlan(ctx, plan); err != nil {
+		a.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, viewPlan(plan))
+}
+
+// submitPlan is the one way a plan enters the system, for raw plans and
+// the VM lifecycle routes alike: checked against the agent protocol,
+// stored, then handed to the agent channel right after the commit.
+func (a *API) submitPlan(ctx context.Context, plan store.Plan) error {
 	// The store must never hold a plan the agent channel would refuse to
 	// encode; the protocol's own check is the authority on that.
 	if err := wirePlan(plan).Validate(); err != nil {
-		a.writeError(c, invalidArgument("plan is not valid for the agent channel: %v", err))
-		return
+		return invalidArgument("plan is not valid for the agent channel: %v", err)
 	}
-
-	setAuditTarget(c, plan.ID.String())
 	if err := a.store.CreatePlan(ctx, plan); err != nil {
-		a.writeError(c, fmt.Errorf("creating plan for host %s: %w", hostID, err))
-		return
+		return fmt.Errorf("creating plan for host %s: %w", plan.HostID, err)
 	}
 	if a.hub != nil {
 		a.hub.DispatchPlan(plan)
 	}
-	c.JSON(http.StatusCreated, viewPlan(plan))
+	return nil
 }
 
 // parseBodyID parses a required UUID field of a request body.

@@ -1,0 +1,149 @@
+package api
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kubedoio/n-kudo/internal/hub"
+	"github.com/kubedoio/n-kudo/internal/store"
+)
+
+// consoleSnapshotWait bounds how long GET /v1/vms/{vm}/console without
+// follow waits for the agent's snapshot of the console log. The agent
+// sends the snapshot as its first chunk at once; an empty or absent log
+// sends nothing, and the wait then ends with an empty answer.
+const consoleSnapshotWait = 3 * time.Second
+
+// vmConsole serves a VM's serial console through the agent channel.
+//
+// Without follow it answers the last 64 KiB of the console log once, as
+// text/plain (the raw bytes). With ?follow=true it answers a Server-Sent
+// Events stream: each "console" event's data is a chunk of raw console
+// bytes in standard base64 (console output is not always valid UTF-8);
+// the first chunk is the last 64 KiB of the log, later ones new output.
+// The stream ends with an "end" event whose data is a JSON object
+// {"reason"} when the agent goes away or the reader falls behind, and
+// ends silently when the client leaves (the agent is told to stop).
+func (a *API) vmConsole(c *gin.Context) {
+	id, err := pathID(c, "vm")
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	follow := false
+	switch c.Query("follow") {
+	case "", "false":
+	case "true":
+		follow = true
+	default:
+		a.writeError(c, invalidArgument("follow must be true or false"))
+		return
+	}
+	tenant := tenantOf(c)
+	ctx := c.Request.Context()
+	vm, err := a.store.GetVM(ctx, tenant, id)
+	if err != nil {
+		a.writeError(c, fmt.Errorf("getting vm %s: %w", id, err))
+		return
+	}
+	if vm.ActualState == store.VMDeleted {
+		a.writeError(c, &Error{Status: http.StatusConflict, Code: CodeVMDeleted, Message: fmt.Sprintf("vm %s was deleted; it has no console", id)})
+		return
+	}
+	host, err := a.store.GetHost(ctx, tenant, vm.HostID)
+	if err != nil {
+		a.writeError(c, fmt.Errorf("getting host %s of vm %s: %w", vm.HostID, id, err))
+		return
+	}
+	if !host.Online {
+		a.writeError(c, hostOffline(host))
+		return
+	}
+	if a.hub == nil {
+		a.writeError(c, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "the agent channel is not running on this server"})
+		return
+	}
+	stream, err := a.hub.OpenConsole(host.AgentID, vm.ID)
+	if errors.Is(err, hub.ErrAgentOffline) {
+		a.writeError(c, hostOffline(host))
+		return
+	}
+	if err != nil {
+		a.writeError(c, fmt.Errorf("opening console of vm %s: %w", id, err))
+		return
+	}
+	defer stream.Close()
+	if follow {
+		a.followConsole(c, stream)
+		return
+	}
+
+	var snapshot []byte
+	wait := time.NewTimer(consoleSnapshotWait)
+	defer wait.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-a.streamsDone:
+	case <-wait.C:
+	case chunk, ok := <-stream.C():
+		if !ok && stream.Err() != nil {
+			a.writeError(c, hostOffline(host))
+			return
+		}
+		snapshot = chunk
+	}
+	c.Header("Cache-Control", "no-cache")
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", snapshot)
+}
+
+// followConsole relays a console stream as Server-Sent Events until the
+// client leaves, the server shuts down or the stream ends.
+func (a *API) followConsole(c *gin.Context, stream *hub.ConsoleStream) {
+	ctx := c.Request.Context()
+	w := c.Writer
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	w.Flush()
+
+	beat := time.NewTicker(sseHeartbeat)
+	defer beat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.streamsDone:
+			return
+		case chunk, ok := <-stream.C():
+			if !ok {
+				reason := "the console stream ended"
+				if err := stream.Err(); errors.Is(err, hub.ErrLagged) {
+					reason = "the reader fell behind the console output; reconnect to resume"
+				} else if err != nil {
+					reason = "the vm's agent disconnected"
+				}
+				_, _ = fmt.Fprintf(w, "event: end\ndata: {\"reason\":%q}\n\n", reason)
+				w.Flush()
+				return
+			}
+			if _, err := fmt.Fprintf(w, "event: console\ndata: %s\n\n", base64.StdEncoding.EncodeToString(chunk)); err != nil {
+				return
+			}
+			w.Flush()
+		case <-beat.C:
+			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
+				return
+			}
+			w.Flush()
+		}
+	}
+}

@@ -1,0 +1,177 @@
+package hub
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/kubedoio/n-kudo/internal/agentproto"
+)
+
+// ErrAgentOffline: the agent has no live session on this hub, or its
+// session ended while a console stream was open.
+var ErrAgentOffline = errors.New("agent not connected")
+
+// ConsoleBufferChunks bounds the console_data chunks waiting for one
+// console reader (at most 64 KiB each). A reader further behind is cut off
+// with ErrLagged rather than letting an agent's console grow server memory.
+const ConsoleBufferChunks = 16
+
+// ConsoleStream is one VM serial console tail relayed from an agent: the
+// hub sent console_start and delivers the agent's console_data chunks on
+// C until Close, the agent's disconnection or a lagging reader.
+type ConsoleStream struct {
+	hub  *Hub
+	sess *session
+	vmID uuid.UUID
+	id   uuid.UUID
+	c    chan []byte
+
+	mu     sync.Mutex // guards the following; held while sending on c
+	closed bool
+	err    error
+}
+
+// ID returns the stream id carried by console_start and console_data.
+func (cs *ConsoleStream) ID() uuid.UUID { return cs.id }
+
+// C delivers console bytes in the order the agent sent them. It is closed
+// when the stream ends; Err then says why.
+func (cs *ConsoleStream) C() <-chan []byte { return cs.c }
+
+// Err is nil after Close, ErrLagged when the reader fell behind, and
+// wraps ErrAgentOffline when the agent's session ended.
+func (cs *ConsoleStream) Err() error {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.err
+}
+
+// Close ends the stream and tells the agent to stop tailing. It is safe to
+// call more than once and after the stream ended by itself.
+func (cs *ConsoleStream) Close() {
+	if cs.end(nil) {
+		cs.sess.enqueue("", &agentproto.ConsoleStop{VMID: cs.vmID, StreamID: cs.id})
+	}
+	cs.hub.consoles.remove(cs)
+}
+
+// end closes C with err; it reports whether this call ended the stream.
+func (cs *ConsoleStream) end(err error) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.closed {
+		return false
+	}
+	cs.closed, cs.err = true, err
+	close(cs.c)
+	return true
+}
+
+// deliver hands a chunk to the reader without ever blocking the session's
+// reader goroutine; it reports false when the reader fell behind.
+func (cs *ConsoleStream) deliver(data []byte) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.closed {
+		return true
+	}
+	select {
+	case cs.c <- data:
+		return true
+	default:
+		return false
+	}
+}
+
+// consoleTable indexes open console streams by stream id.
+type consoleTable struct {
+	mu sync.Mutex // guards m
+	m  map[uuid.UUID]*ConsoleStream
+}
+
+func (t *consoleTable) add(cs *ConsoleStream) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = make(map[uuid.UUID]*ConsoleStream)
+	}
+	t.m[cs.id] = cs
+}
+
+func (t *consoleTable) remove(cs *ConsoleStream) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m[cs.id] == cs {
+		delete(t.m, cs.id)
+	}
+}
+
+// lookup returns the stream id of session s, nil for an unknown stream or
+// one another agent's session opened.
+func (t *consoleTable) lookup(s *session, id uuid.UUID) *ConsoleStream {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cs := t.m[id]
+	if cs == nil || cs.sess != s {
+		return nil
+	}
+	return cs
+}
+
+// endSession ends every stream of a session that is going away.
+func (t *consoleTable) endSession(s *session) {
+	t.mu.Lock()
+	var ended []*ConsoleStream
+	for id, cs := range t.m {
+		if cs.sess == s {
+			ended = append(ended, cs)
+			delete(t.m, id)
+		}
+	}
+	t.mu.Unlock()
+	for _, cs := range ended {
+		cs.end(fmt.Errorf("agent %s: session ended: %w", s.id.AgentID, ErrAgentOffline))
+	}
+}
+
+// OpenConsole asks the agent of a VM to tail its serial console. The
+// agent first sends the last bytes of the console log (up to
+// agentproto.MaxConsoleChunkBytes, as one chunk), then new output as it
+// appears. The caller must Close the stream. It fails with
+// ErrAgentOffline when the agent has no live session on this hub.
+func (h *Hub) OpenConsole(agentID, vmID uuid.UUID) (*ConsoleStream, error) {
+	s := h.lookup(agentID)
+	if s == nil {
+		return nil, fmt.Errorf("opening console of vm %s: agent %s: %w", vmID, agentID, ErrAgentOffline)
+	}
+	cs := &ConsoleStream{hub: h, sess: s, vmID: vmID, id: uuid.New(), c: make(chan []byte, ConsoleBufferChunks)}
+	h.consoles.add(cs)
+	if !s.enqueue("", &agentproto.ConsoleStart{VMID: vmID, StreamID: cs.id}) {
+		h.consoles.remove(cs)
+		cs.end(ErrAgentOffline)
+		return nil, fmt.Errorf("opening console of vm %s: agent %s: %w", vmID, agentID, ErrAgentOffline)
+	}
+	return cs, nil
+}
+
+// onConsoleData relays a chunk to its stream. A chunk of a stream that
+// already ended (console_stop crossed it on the wire), of another agent's
+// stream or for another VM is dropped: it is harmless and not worth
+// closing the session for.
+func (s *session) onConsoleData(m agentproto.ConsoleData) {
+	cs := s.hub.consoles.lookup(s, m.StreamID)
+	if cs == nil || cs.vmID != m.VMID {
+		return
+	}
+	if cs.deliver(m.Data) {
+		return
+	}
+	s.hub.log.Info("closing console stream: reader fell behind", logKeyAgent, s.id.AgentID, "stream_id", cs.id)
+	if cs.end(ErrLagged) {
+		s.enqueue("", &agentproto.ConsoleStop{VMID: cs.vmID, StreamID: cs.id})
+	}
+	s.hub.consoles.remove(cs)
+}
