@@ -63,7 +63,12 @@ type eventConn struct {
 // is returned for writes the agent channel would make.
 func newEventsEnv(t *testing.T, history int) (*env, *event.Broker, *event.Store) {
 	t.Helper()
-	b := event.NewBroker(event.Options{History: history})
+	return newEventsEnvWith(t, event.Options{History: history})
+}
+
+func newEventsEnvWith(t *testing.T, opts event.Options) (*env, *event.Broker, *event.Store) {
+	t.Helper()
+	b := event.NewBroker(opts)
 	var ds *event.Store
 	e := newEnv(t, func(o *api.Options) {
 		ds = event.NewStore(o.Store, b, nil)
@@ -342,5 +347,34 @@ func TestEventsEndOnShutdown(t *testing.T) {
 		require.False(t, ok, "no event expected, only the end of the stream")
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stream did not end")
+	}
+}
+
+// TestEventsLaggingStreamResumes floods a stream whose subscriber buffer
+// holds one event: whether or not the handler falls behind (it usually
+// does), the client gets every event exactly once and in order, since the
+// broker's history still holds what a lagging stream missed.
+func TestEventsLaggingStreamResumes(t *testing.T) {
+	t.Parallel()
+	e, _, ds := newEventsEnvWith(t, event.Options{SubscriberBuffer: 1})
+	a := e.seedFleet("alpha")
+	c := e.openEvents(t, a.viewer, "", nil)
+
+	const n = 500
+	states := make([]store.HostState, n)
+	at := time.Now()
+	for i := range states {
+		states[i] = store.HostState{HostID: a.host, AgentID: a.agent, TenantID: a.tenant, LastSeenAt: at.Add(time.Duration(i) * time.Millisecond)}
+	}
+	require.NoError(t, ds.UpsertHostStates(context.Background(), states))
+	var last uint64
+	for i := range n {
+		ev := c.next(t)
+		require.Equal(t, event.TypeHostUpdated, ev.typ, "event %d: %s", i, ev.data)
+		seq := ev.seq(t)
+		if last != 0 {
+			require.Equal(t, last+1, seq, "event %d", i)
+		}
+		last = seq
 	}
 }
