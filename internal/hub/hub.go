@@ -171,6 +171,7 @@ type Hub struct {
 	heartbeats *heartbeatBatcher
 	logs       *logBatcher
 	subs       subscriptions
+	consoles   consoleTable
 
 	// lifeMu guards the following; it orders session starts against
 	// shutdown so Run can wait for every session it must close.

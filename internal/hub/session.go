@@ -265,6 +265,7 @@ func (s *session) serve(remote string) {
 		if registered {
 			h.unregister(s)
 		}
+		h.consoles.endSession(s)
 		s.cancel()
 	}()
 
@@ -471,11 +472,11 @@ func (s *session) handle(env agentproto.Envelope) error {
 		}
 		s.onPlanAck(env.ID, m)
 	case agentproto.TypeConsoleData:
-		// This hub starts no console streams; a chunk of a stream that
-		// ended is harmless and dropped after validation.
-		if _, err := agentproto.DecodeData[agentproto.ConsoleData](env); err != nil {
+		m, err := agentproto.DecodeData[agentproto.ConsoleData](env)
+		if err != nil {
 			return err
 		}
+		s.onConsoleData(m)
 	case agentproto.TypeHello:
 		return fmt.Errorf("second hello: %w", errSeq)
 	default:
