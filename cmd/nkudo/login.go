@@ -89,9 +89,9 @@ func verifyKey(cmd *cobra.Command, c *client.Client, tenant string) (string, err
 	_, err := c.ListSites(ctx, client.ListOptions{Limit: 1})
 	switch {
 	case err == nil && tenant != "":
-		return "admin of tenant " + tenant, nil
+		return "a verified key (tenant " + tenant + ")", nil
 	case err == nil:
-		return "a tenant key", nil
+		return "a verified tenant key", nil
 	case client.IsInvalidArgument(err) && tenant == "":
 		if _, terr := c.ListTenants(ctx, client.ListOptions{Limit: 1}); terr != nil {
 			return "", fmt.Errorf("verifying the key: %w", terr)
