@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,12 @@ const StateFileName = "sim-vms.json"
 // to answer replays of recent deletes; old tombstones are forgotten so a
 // long-running load test does not grow the state file forever.
 const DefaultMaxTombstones = 1024
+
+// ConsoleLogName is the file, in <runtime-dir>/<vm-id>/, where the
+// simulator writes each VM's synthetic serial console: the same place the
+// Cloud Hypervisor provider's VMM writes a real guest's, so console tails
+// work the same way in `nkudo dev`.
+const ConsoleLogName = "console.log"
 
 // fileVersion is the layout version of the state file.
 const fileVersion = 1
@@ -52,6 +59,7 @@ func WithMaxTombstones(n int) Option {
 // use.
 type Provider struct {
 	path          string
+	dir           string
 	now           func() time.Time
 	maxTombstones int
 
@@ -83,6 +91,7 @@ func Open(runtimeDir string, opts ...Option) (*Provider, error) {
 	}
 	p := &Provider{
 		path:          filepath.Join(runtimeDir, StateFileName),
+		dir:           runtimeDir,
 		now:           time.Now,
 		maxTombstones: DefaultMaxTombstones,
 		vms:           make(map[uuid.UUID]record),
@@ -300,7 +309,48 @@ func (p *Provider) applyLocked(id uuid.UUID, op hypervisor.Op, verb string) erro
 	if to != hypervisor.StateFailed {
 		next.Error = ""
 	}
-	return p.commit(id, &old, next)
+	if err := p.commit(id, &old, next); err != nil {
+		return err
+	}
+	p.console(next, op)
+	return nil
+}
+
+// consoleText is what a simulated guest "prints" on each operation. Every
+// line says it is simulated, so nobody mistakes it for a real guest.
+var consoleText = map[hypervisor.Op]string{
+	hypervisor.OpStart:  "[simulated] nkudo sim guest %s booting\n[simulated] welcome to the simulated guest %s\n[simulated] %s login: ",
+	hypervisor.OpReboot: "\n[simulated] reboot: restarting system\n[simulated] nkudo sim guest %s booting\n[simulated] welcome to the simulated guest %s\n[simulated] %s login: ",
+	hypervisor.OpStop:   "\n[simulated] reboot: power down\n",
+}
+
+// console writes the synthetic console output of an operation to
+// <runtime-dir>/<vm-id>/console.log, and removes that directory on
+// delete. It is best effort: the console is a view of the guest, and a
+// simulated state change must not fail because its decoration could not
+// be written.
+func (p *Provider) console(r record, op hypervisor.Op) {
+	dir := filepath.Join(p.dir, r.Spec.ID.String())
+	if op == hypervisor.OpDelete {
+		_ = os.RemoveAll(dir)
+		return
+	}
+	text, ok := consoleText[op]
+	if !ok {
+		return
+	}
+	if strings.Count(text, "%s") > 0 {
+		text = fmt.Sprintf(text, r.Spec.Name, r.Spec.Name, r.Spec.Name)
+	}
+	if os.MkdirAll(dir, 0o700) != nil {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ConsoleLogName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return
+	}
+	_, _ = f.WriteString(text)
+	_ = f.Close()
 }
 
 // commit stores next as the record of id and persists the whole set; if
