@@ -20,7 +20,9 @@ import (
 	"github.com/kubedoio/n-kudo/internal/agent/hostfacts"
 	"github.com/kubedoio/n-kudo/internal/agent/identity"
 	"github.com/kubedoio/n-kudo/internal/hypervisor"
+	"github.com/kubedoio/n-kudo/internal/hypervisor/cloudhypervisor"
 	"github.com/kubedoio/n-kudo/internal/hypervisor/sim"
+	"github.com/kubedoio/n-kudo/internal/vmnet"
 	"github.com/kubedoio/n-kudo/internal/version"
 )
 
@@ -34,6 +36,9 @@ const (
 
 // errUnavailable: a feature named by a flag is not in this build.
 var errUnavailable = errors.New("not available in this build yet")
+
+// errUnknownHypervisor: --hypervisor names no provider of this build.
+var errUnknownHypervisor = errors.New("unknown hypervisor")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -117,6 +122,7 @@ or with the CA fingerprint nkudo-server prints (--ca-fingerprint).`,
 type runConfig struct {
 	stateDir, runtimeDir, hypervisor string
 	chBin, netbirdBin                string
+	bridge, firmware                 string
 	netbirdEnabled                   bool
 	logLevel                         string
 }
@@ -131,11 +137,9 @@ func (c runConfig) Validate() error {
 		return errors.New("--runtime-dir is required")
 	}
 	switch c.hypervisor {
-	case hypervisor.KindSim:
-	case hypervisor.KindCloudHypervisor:
-		return fmt.Errorf("--hypervisor cloud-hypervisor: %w; use --hypervisor sim", errUnavailable)
+	case hypervisor.KindSim, hypervisor.KindCloudHypervisor:
 	default:
-		return fmt.Errorf("--hypervisor %q: want cloud-hypervisor or sim", c.hypervisor)
+		return fmt.Errorf("--hypervisor %q: %w: want cloud-hypervisor or sim", c.hypervisor, errUnknownHypervisor)
 	}
 	if c.netbirdEnabled {
 		return fmt.Errorf("--netbird-enabled: NetBird support is %w; run without it", errUnavailable)
@@ -160,7 +164,9 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&c.stateDir, "state-dir", envOr(envStateDir, defaultStateDir()), "agent state directory [NKUDO_STATE_DIR]")
 	f.StringVar(&c.runtimeDir, "runtime-dir", envOr(envRuntimeDir, filepath.Join(defaultStateDir(), "runtime")), "directory for VM runtime files [NKUDO_RUNTIME_DIR]")
 	f.StringVar(&c.hypervisor, "hypervisor", hypervisor.KindSim, "VMM backend: cloud-hypervisor or sim (simulated)")
-	f.StringVar(&c.chBin, "cloud-hypervisor-bin", "cloud-hypervisor", "Cloud Hypervisor binary")
+	f.StringVar(&c.chBin, "cloud-hypervisor-bin", "", "Cloud Hypervisor binary (default: cloud-hypervisor on PATH)")
+	f.StringVar(&c.bridge, "bridge", vmnet.DefaultBridge, "bridge the VMs' TAP devices attach to (cloud-hypervisor)")
+	f.StringVar(&c.firmware, "firmware", "", "firmware (hypervisor-fw or CLOUDHV.fd) for VMs created without a kernel (cloud-hypervisor)")
 	f.StringVar(&c.netbirdBin, "netbird-bin", "netbird", "NetBird client binary")
 	f.BoolVar(&c.netbirdEnabled, "netbird-enabled", false, "join the NetBird mesh and report its state")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -177,10 +183,15 @@ func run(ctx context.Context, c runConfig) error {
 	if err != nil {
 		return err
 	}
-	pv, err := sim.Open(c.runtimeDir)
+	pv, closePV, err := openProvider(c, logger)
 	if err != nil {
-		return fmt.Errorf("opening sim hypervisor: %w", err)
+		return err
 	}
+	defer func() {
+		if err := closePV(); err != nil {
+			logger.Warn("closing hypervisor provider", "err", err)
+		}
+	}()
 	caps, err := pv.Capabilities(ctx)
 	if err != nil {
 		return fmt.Errorf("reading hypervisor capabilities: %w", err)
@@ -190,7 +201,7 @@ func run(ctx context.Context, c runConfig) error {
 		Hypervisor: caps, AgentVersion: version.Version,
 	})
 	a, err := agent.New(agent.Options{
-		StateDir: c.stateDir, Identity: id, Provider: pv, Facts: facts,
+		StateDir: c.stateDir, RuntimeDir: c.runtimeDir, Identity: id, Provider: pv, Facts: facts,
 		AgentVersion: version.Version, Logger: logger,
 	})
 	if err != nil {
@@ -199,6 +210,33 @@ func run(ctx context.Context, c runConfig) error {
 	logger.Info("agent starting", "agent_id", id.Info.AgentID, "server", id.Info.Server,
 		"hypervisor", caps.Kind, "simulated", caps.Simulated, "version", version.Version)
 	return a.Run(ctx)
+}
+
+// openProvider opens the hypervisor provider the flags name, on the
+// runtime directory, with the function that releases it on shutdown (VMs
+// keep running: the next agent re-adopts them).
+func openProvider(c runConfig, logger *slog.Logger) (hypervisor.Provider, func() error, error) {
+	dir, err := filepath.Abs(c.runtimeDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--runtime-dir %q: %w", c.runtimeDir, err)
+	}
+	switch c.hypervisor {
+	case hypervisor.KindSim:
+		pv, err := sim.Open(dir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening sim hypervisor: %w", err)
+		}
+		return pv, func() error { return nil }, nil
+	case hypervisor.KindCloudHypervisor:
+		pv, err := cloudhypervisor.New(cloudhypervisor.Options{
+			Binary: c.chBin, RuntimeDir: dir, Bridge: c.bridge, Firmware: c.firmware, Logger: logger,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening cloud-hypervisor: %w", err)
+		}
+		return pv, pv.Close, nil
+	}
+	return nil, nil, fmt.Errorf("--hypervisor %q: %w: want cloud-hypervisor or sim", c.hypervisor, errUnknownHypervisor)
 }
 
 func newHostfactsCmd() *cobra.Command {
