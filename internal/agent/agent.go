@@ -80,6 +80,9 @@ type Options struct {
 	// NetBird is nil while NetBird support is off: the agent reports
 	// state "disabled".
 	NetBird NetBirdSource
+	// RuntimeDir is the providers' runtime directory: the console log of
+	// VM id is <RuntimeDir>/<id>/console.log. Empty disables console tails.
+	RuntimeDir string
 	// AgentVersion is sent in hello.
 	AgentVersion string
 	Logger       *slog.Logger

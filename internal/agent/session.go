@@ -47,6 +47,8 @@ type session struct {
 	recvSeq uint64
 	// renewal carries cert_renewed / error answers to the renewal loop.
 	renewal chan renewAnswer
+	// consoles runs the console tails the server asked for.
+	consoles *consoleTails
 
 	mu        sync.Mutex // guards the following
 	renewID   string
@@ -81,6 +83,13 @@ func (a *Agent) runSession(ctx context.Context) sessionResult {
 	defer wg.Wait()
 	defer cancel()
 	wg.Go(func() { s.writer(sctx, cancel) })
+	s.consoles = newConsoleTails(a.o.RuntimeDir, func(ctx context.Context, m agentproto.ConsoleData) error {
+		return s.send(ctx, agentproto.TypeConsoleData, "", m)
+	})
+	wg.Go(func() {
+		<-sctx.Done()
+		s.consoles.wait()
+	})
 	// A graceful shutdown closes with "normal"; the reader then returns.
 	wg.Go(func() {
 		<-sctx.Done()
@@ -330,8 +339,12 @@ func (s *session) handle(ctx context.Context, env agentproto.Envelope) error {
 		s.log.Error("agent revoked by the server", logKeyReason, m.Reason)
 	case agentproto.Error:
 		s.serverError(env.ID, m)
-	case agentproto.ConsoleStart, agentproto.ConsoleStop:
-		s.log.Warn("console streaming is not supported by this agent build; ignoring", logKeyType, env.Type)
+	case agentproto.ConsoleStart:
+		if err := s.consoles.start(ctx, m); err != nil {
+			s.log.Warn("refusing console tail", "vm_id", m.VMID, logKeyErr, err)
+		}
+	case agentproto.ConsoleStop:
+		s.consoles.stop(m.StreamID)
 	default:
 		s.ws.Close(agentproto.CloseProtocolError, "unexpected "+env.Type)
 		return fmt.Errorf("handling frame: unexpected %s", env.Type)

@@ -1,0 +1,222 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/time/rate"
+
+	"github.com/kubedoio/n-kudo/internal/agentproto"
+)
+
+// ConsoleLogName is the serial console log of a VM, in
+// <runtime-dir>/<vm-id>/. Both providers write it there: Cloud Hypervisor's
+// VMM for a real guest, the sim provider for its synthetic one.
+const ConsoleLogName = "console.log"
+
+// Console tail tuning.
+const (
+	// ConsoleSnapshotBytes is how much of the end of the log a new tail
+	// sends first; it fits in one console_data chunk, so the server can
+	// answer a one-shot read with the first chunk alone.
+	ConsoleSnapshotBytes = agentproto.MaxConsoleChunkBytes
+	// consoleChunkBytes bounds one follow chunk: small enough that a
+	// chatty guest interleaves with results and logs on the channel.
+	consoleChunkBytes = 16 << 10
+	// consoleRate and consoleBurst bound the bytes per second one tail
+	// sends, so a guest flooding its console cannot crowd the channel.
+	consoleRate  = 256 << 10
+	consoleBurst = agentproto.MaxConsoleChunkBytes
+	// consolePoll is how often a tail looks for new output (or for the
+	// log to appear, when the VM has not booted yet).
+	consolePoll = 200 * time.Millisecond
+	// maxConsoleTails bounds the concurrent tails of one session.
+	maxConsoleTails = 8
+)
+
+// consoleTails runs the console tails of one session. Each tail is a
+// goroutine owned by the session: it ends on console_stop, when the
+// session ends (ctx), or when sending fails; wait blocks until all ended.
+type consoleTails struct {
+	dir  string
+	send func(ctx context.Context, m agentproto.ConsoleData) error
+
+	wg     sync.WaitGroup
+	mu     sync.Mutex // guards the following
+	m      map[uuid.UUID]context.CancelFunc
+	closed bool // set by wait: no tail starts after it
+}
+
+func newConsoleTails(dir string, send func(context.Context, agentproto.ConsoleData) error) *consoleTails {
+	return &consoleTails{dir: dir, send: send, m: make(map[uuid.UUID]context.CancelFunc)}
+}
+
+// start begins a tail; a duplicate stream id or one tail too many is
+// refused with an error the caller logs (the server's reader then times
+// out or the operator retries).
+func (t *consoleTails) start(ctx context.Context, m agentproto.ConsoleStart) error {
+	if t.dir == "" {
+		return errors.New("starting console tail: this agent has no runtime directory")
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return fmt.Errorf("starting console tail %s: the session is ending", m.StreamID)
+	}
+	if _, dup := t.m[m.StreamID]; dup {
+		return fmt.Errorf("starting console tail %s: stream already open", m.StreamID)
+	}
+	if len(t.m) >= maxConsoleTails {
+		return fmt.Errorf("starting console tail %s: %d tails already open", m.StreamID, maxConsoleTails)
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	t.m[m.StreamID] = cancel
+	path := filepath.Join(t.dir, m.VMID.String(), ConsoleLogName)
+	t.wg.Go(func() {
+		defer t.stop(m.StreamID)
+		tail := &consoleTail{path: path, vm: m.VMID, stream: m.StreamID, send: t.send,
+			lim: rate.NewLimiter(consoleRate, consoleBurst)}
+		_ = tail.run(tctx)
+	})
+	return nil
+}
+
+// stop ends a tail; an unknown stream id is ignored (it ended already).
+func (t *consoleTails) stop(stream uuid.UUID) {
+	t.mu.Lock()
+	cancel := t.m[stream]
+	delete(t.m, stream)
+	t.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// wait blocks until every tail ended; the session cancels their context
+// first. No tail starts afterwards.
+func (t *consoleTails) wait() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+// consoleTail follows one console log.
+type consoleTail struct {
+	path       string
+	vm, stream uuid.UUID
+	send       func(ctx context.Context, m agentproto.ConsoleData) error
+	lim        *rate.Limiter
+
+	f   *os.File
+	off int64
+}
+
+// run sends the snapshot, then new output, until ctx ends or a send
+// fails. A log that does not exist yet is waited for; a log that is
+// truncated or replaced (the VM was re-created) is followed from its start.
+func (c *consoleTail) run(ctx context.Context) error {
+	defer func() {
+		if c.f != nil {
+			c.f.Close()
+		}
+	}()
+	tick := time.NewTicker(consolePoll)
+	defer tick.Stop()
+	snapshot := true
+	for {
+		if err := c.step(ctx, snapshot); err != nil {
+			return err
+		}
+		if c.f != nil {
+			snapshot = false
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// step opens or re-opens the log as needed and sends what is new. The
+// first successful open sends the last ConsoleSnapshotBytes only.
+func (c *consoleTail) step(ctx context.Context, snapshot bool) error {
+	if err := c.reopenIfReplaced(); err != nil {
+		return err
+	}
+	if c.f == nil {
+		f, err := os.Open(c.path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("opening console log %s: %w", c.path, err)
+		}
+		c.f, c.off = f, 0
+		if snapshot {
+			st, err := f.Stat()
+			if err != nil {
+				return fmt.Errorf("reading console log %s: %w", c.path, err)
+			}
+			c.off = max(0, st.Size()-ConsoleSnapshotBytes)
+			return c.sendFrom(ctx, ConsoleSnapshotBytes)
+		}
+	}
+	return c.sendFrom(ctx, consoleChunkBytes)
+}
+
+// reopenIfReplaced drops the open file when the path now names another
+// file (or none), and rewinds when the file shrank.
+func (c *consoleTail) reopenIfReplaced() error {
+	if c.f == nil {
+		return nil
+	}
+	cur, err := c.f.Stat()
+	if err != nil {
+		return fmt.Errorf("reading console log %s: %w", c.path, err)
+	}
+	now, err := os.Stat(c.path)
+	if err != nil || !os.SameFile(cur, now) {
+		c.f.Close()
+		c.f = nil
+		return nil
+	}
+	if cur.Size() < c.off {
+		c.off = 0
+	}
+	return nil
+}
+
+// sendFrom sends everything from c.off to the end of the file in chunks of
+// at most chunk bytes, paced by the rate limiter.
+func (c *consoleTail) sendFrom(ctx context.Context, chunk int) error {
+	buf := make([]byte, chunk)
+	for {
+		n, err := c.f.ReadAt(buf, c.off)
+		if n > 0 {
+			if werr := c.lim.WaitN(ctx, n); werr != nil {
+				return werr
+			}
+			data := make([]byte, n)
+			copy(data, buf[:n])
+			if serr := c.send(ctx, agentproto.ConsoleData{VMID: c.vm, StreamID: c.stream, Data: data}); serr != nil {
+				return serr
+			}
+			c.off += int64(n)
+		}
+		if errors.Is(err, io.EOF) || (err == nil && n < chunk) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading console log %s: %w", c.path, err)
+		}
+	}
+}
