@@ -46,18 +46,20 @@ func DefaultKeyMap() KeyMap {
 		PageDown:    key.NewBinding(key.WithKeys("pgdown", "ctrl+f"), key.WithHelp("pgdn", "page down")),
 		Home:        key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("g", "top")),
 		End:         key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("G", "bottom")),
-		SortNext:    key.NewBinding(key.WithKeys("shift+right", ">"), key.WithHelp("shift+→/>", "sort next column")),
-		SortPrev:    key.NewBinding(key.WithKeys("shift+left", "<"), key.WithHelp("shift+←/<", "sort previous column")),
+		SortNext:    key.NewBinding(key.WithKeys("shift+right", ">"), key.WithHelp(">", "sort next col")),
+		SortPrev:    key.NewBinding(key.WithKeys("shift+left", "<"), key.WithHelp("<", "sort prev col")),
 		SortReverse: key.NewBinding(key.WithKeys("S"), key.WithHelp("S", "reverse sort")),
 	}
 }
 
 // ShortHelp implements help.KeyMap.
-func (k KeyMap) ShortHelp() []key.Binding { return []key.Binding{k.Up, k.Down, k.SortNext, k.SortReverse} }
+func (k KeyMap) ShortHelp() []key.Binding {
+	return []key.Binding{k.Up, k.Down, k.SortNext, k.SortReverse}
+}
 
 // FullHelp implements help.KeyMap.
 func (k KeyMap) FullHelp() [][]key.Binding {
-	return [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End}, {k.SortNext, k.SortPrev, k.SortReverse}}
+	return [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End, k.SortNext, k.SortPrev, k.SortReverse}}
 }
 
 // CellStyler picks the style of a cell of an unselected row; nil keeps the

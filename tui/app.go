@@ -1,0 +1,873 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/cursor"
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/muesli/termenv"
+
+	"github.com/kubedoio/n-kudo/tui/confirm"
+	"github.com/kubedoio/n-kudo/tui/data"
+	"github.com/kubedoio/n-kudo/tui/fleet"
+	"github.com/kubedoio/n-kudo/tui/form"
+	"github.com/kubedoio/n-kudo/tui/logview"
+	"github.com/kubedoio/n-kudo/tui/palette"
+	"github.com/kubedoio/n-kudo/tui/render"
+	"github.com/kubedoio/n-kudo/tui/style"
+	"github.com/kubedoio/n-kudo/tui/view"
+)
+
+// ErrNoSource is returned by Run without a data source.
+var ErrNoSource = errors.New("no data source")
+
+// Switcher changes context from the `:ctx NAME` command: it returns the new
+// context's source and tenant name.
+type Switcher func(ctx context.Context, name string) (data.Source, string, error)
+
+// Options configure the console.
+type Options struct {
+	Source      data.Source
+	ContextName string
+	Tenant      string
+	// ReadOnly hides and refuses every mutating action.
+	ReadOnly bool
+	// NoColor draws without colour (also implied by the NO_COLOR env var in Run).
+	NoColor bool
+	// Contexts names the contexts `:ctx` completes and can switch to with
+	// Switch; both optional.
+	Contexts []string
+	Switch   Switcher
+	// Now is the clock for relative times; time.Now when nil.
+	Now func() time.Time
+	// Output and Input default to the terminal.
+	Output io.Writer
+	Input  io.Reader
+}
+
+// Run shows the console until the user quits or ctx ends.
+func Run(ctx context.Context, o Options) error {
+	if o.Source == nil {
+		return ErrNoSource
+	}
+	if _, ok := os.LookupEnv("NO_COLOR"); ok {
+		o.NoColor = true
+	}
+	if o.Output == nil {
+		o.Output = os.Stdout
+	}
+	m := New(ctx, o)
+	defer m.Close()
+	popts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithAltScreen(), tea.WithOutput(o.Output)}
+	if o.Input != nil {
+		popts = append(popts, tea.WithInput(o.Input))
+	}
+	_, err := tea.NewProgram(m, popts...).Run()
+	if err != nil && ctx.Err() != nil && errors.Is(err, tea.ErrProgramKilled) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("running console: %w", err)
+	}
+	return nil
+}
+
+type mode int
+
+const (
+	modeNormal mode = iota
+	modePalette
+	modeFilter
+	modeConfirm
+	modeForm
+	modeToken
+	modeHelp
+)
+
+// page is one entry of the navigation stack: a list or a log tail.
+type page struct {
+	crumb string
+	list  *view.List
+	log   *logview.Model
+}
+
+// Messages the root model sends itself.
+type (
+	loadedMsg struct {
+		gen  int
+		snap fleet.Snapshot
+		err  error
+	}
+	tenantsMsg struct {
+		tenants []data.Tenant
+		err     error
+	}
+	eventMsg struct {
+		gen int
+		ev  data.Event
+	}
+	streamClosedMsg struct{ gen int }
+	actionMsg       struct {
+		label string
+		plan  data.Plan
+		err   error
+	}
+	createdMsg struct {
+		vm  data.VM
+		err error
+	}
+	tokenMsg struct {
+		site  string
+		token data.Token
+		err   error
+	}
+	switchedMsg struct {
+		name   string
+		src    data.Source
+		tenant string
+		err    error
+	}
+)
+
+// Model is the console's root model.
+type Model struct {
+	opts   Options
+	keys   KeyMap
+	styles style.Styles
+	now    func() time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	// subCancel ends the current event subscription (a context switch
+	// starts a new one); gen tags messages so stale streams are ignored.
+	subCancel context.CancelFunc
+	gen       int
+	src       data.Source
+	tenant    string
+	events    <-chan data.Event
+
+	fleet *fleet.Fleet
+	pages []page
+
+	mode    mode
+	palette palette.Model
+	filter  textinput.Model
+	confirm confirm.Model
+	form    form.Model
+	token   tokenState
+	help    help.Model
+
+	conn     data.ConnState
+	connErr  error
+	everConn bool
+	lostConn bool
+	loading  bool
+	loadedAt time.Time
+	pending  []data.Event
+	// queued asks for another re-list once the running one ends.
+	queued bool
+
+	flash     string
+	flashBad  bool
+	watch     string
+	watchName string
+
+	width, height int
+}
+
+type tokenState struct {
+	site  string
+	token data.Token
+}
+
+// New returns the root model; Close releases its subscriptions.
+func New(ctx context.Context, o Options) Model {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Output == nil {
+		o.Output = io.Discard
+	}
+	st := style.New(style.Options{Output: o.Output, NoColor: o.NoColor})
+	ctx, cancel := context.WithCancel(ctx)
+	fi := textinput.New()
+	fi.Prompt = "/"
+	fi.Cursor.SetMode(cursor.CursorStatic)
+	h := help.New()
+	h.ShowAll = true
+	h.Styles.FullKey = st.HelpKey
+	h.Styles.FullDesc = st.HelpDesc
+	h.Styles.FullSeparator = st.Dim
+	m := Model{
+		opts:   o,
+		keys:   DefaultKeyMap(),
+		styles: st,
+		now:    o.Now,
+		ctx:    ctx,
+		cancel: cancel,
+		src:    o.Source,
+		tenant: o.Tenant,
+		fleet:  &fleet.Fleet{},
+		filter: fi,
+		help:   h,
+		conn:   data.Connecting,
+		width:  80,
+		height: 24,
+	}
+	m.pages = []page{m.listPage(view.Sites, view.Scope{}, "sites")}
+	m.layout()
+	return m
+}
+
+// Close stops every goroutine the model started (through its context).
+func (m Model) Close() { m.cancel() }
+
+func (m Model) listPage(k view.Kind, s view.Scope, crumb string) page {
+	l := view.NewList(k, s, m.styles, m.now)
+	l.Reload(m.fleet)
+	return page{crumb: crumb, list: &l}
+}
+
+func (m *Model) top() *page { return &m.pages[len(m.pages)-1] }
+
+// Init subscribes to events and lists the fleet.
+func (m Model) Init() tea.Cmd {
+	return tea.Batch(m.subscribe(), m.load(), tea.WindowSize())
+}
+
+func (m *Model) subscribe() tea.Cmd {
+	if m.subCancel != nil {
+		m.subCancel()
+	}
+	m.gen++
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.subCancel = cancel
+	m.events = m.src.Subscribe(ctx)
+	return m.waitEvent()
+}
+
+func (m Model) waitEvent() tea.Cmd {
+	ch, gen := m.events, m.gen
+	return func() tea.Msg {
+		ev, ok := <-ch
+		if !ok {
+			return streamClosedMsg{gen: gen}
+		}
+		return eventMsg{gen: gen, ev: ev}
+	}
+}
+
+// load lists everything; it is the only place the console reads lists, and
+// it runs at start, on resync, after a reconnect and on ctrl+r.
+func (m *Model) load() tea.Cmd {
+	if m.loading {
+		m.queued = true
+		return nil
+	}
+	m.loading = true
+	src, ctx, gen := m.src, m.ctx, m.gen
+	return func() tea.Msg {
+		var s fleet.Snapshot
+		var err error
+		if s.Sites, err = src.Sites(ctx); err != nil {
+			return loadedMsg{gen: gen, err: fmt.Errorf("listing sites: %w", err)}
+		}
+		if s.Hosts, err = src.Hosts(ctx); err != nil {
+			return loadedMsg{gen: gen, err: fmt.Errorf("listing hosts: %w", err)}
+		}
+		if s.VMs, err = src.VMs(ctx); err != nil {
+			return loadedMsg{gen: gen, err: fmt.Errorf("listing vms: %w", err)}
+		}
+		if s.Plans, err = src.Plans(ctx); err != nil {
+			return loadedMsg{gen: gen, err: fmt.Errorf("listing plans: %w", err)}
+		}
+		return loadedMsg{gen: gen, snap: s}
+	}
+}
+
+func (m Model) loadTenants() tea.Cmd {
+	src, ctx := m.src, m.ctx
+	return func() tea.Msg {
+		ts, err := src.Tenants(ctx)
+		return tenantsMsg{tenants: ts, err: err}
+	}
+}
+
+func (m *Model) setFlash(s string, bad bool) {
+	m.flash, m.flashBad = s, bad
+}
+
+// layout hands every component its share of the screen.
+func (m *Model) layout() {
+	bh := m.bodyHeight()
+	for _, p := range m.pages {
+		if p.list != nil {
+			p.list.SetSize(m.width, bh)
+		}
+		if p.log != nil {
+			p.log.SetSize(m.width, bh)
+		}
+	}
+	m.palette.SetSize(m.width, 2)
+	m.filter.Width = max(m.width-2, 1)
+	m.confirm.SetSize(m.width, bh)
+	m.form.SetSize(m.width, bh)
+	m.help.Width = m.width
+}
+
+func (m Model) bodyHeight() int {
+	h := m.height - 2
+	switch m.mode {
+	case modePalette:
+		h -= 2
+	case modeFilter:
+		h--
+	default:
+		if l := m.pages[len(m.pages)-1].list; l != nil && l.Filter() != "" {
+			h--
+		}
+	}
+	return max(h, 2)
+}
+
+// Update routes messages: async results first, then keys to the active
+// overlay or page.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		if msg.Width > 0 && msg.Height > 0 {
+			m.width, m.height = msg.Width, msg.Height
+			m.layout()
+		}
+		return m, nil
+	case eventMsg:
+		if msg.gen != m.gen {
+			return m, nil
+		}
+		cmd := m.onEvent(msg.ev)
+		return m, tea.Batch(cmd, m.waitEvent())
+	case streamClosedMsg:
+		if msg.gen == m.gen && m.ctx.Err() == nil {
+			m.conn = data.Offline
+		}
+		return m, nil
+	case loadedMsg:
+		return m, m.onLoaded(msg)
+	case tenantsMsg:
+		if msg.err != nil {
+			m.setFlash("tenants: "+describe(msg.err), true)
+			return m, nil
+		}
+		for _, p := range m.pages {
+			if p.list != nil && p.list.Kind() == view.Tenants {
+				p.list.SetTenants(msg.tenants)
+			}
+		}
+		return m, nil
+	case actionMsg:
+		if msg.err != nil {
+			m.setFlash(msg.label+": "+describe(msg.err), true)
+			return m, nil
+		}
+		m.fleet.PutPlan(msg.plan)
+		m.applyAll(fleet.Change{Kind: fleet.KindPlan, ID: msg.plan.ID})
+		m.watch, m.watchName = msg.plan.ID, msg.label
+		m.flash = ""
+		return m, nil
+	case createdMsg:
+		if msg.err != nil {
+			m.setFlash("create vm: "+describe(msg.err), true)
+			return m, nil
+		}
+		m.fleet.PutVM(msg.vm)
+		m.applyAll(fleet.Change{Kind: fleet.KindVM, ID: msg.vm.ID})
+		m.setFlash("created vm "+msg.vm.Name, false)
+		return m, nil
+	case tokenMsg:
+		if msg.err != nil {
+			m.setFlash("enrollment token: "+describe(msg.err), true)
+			return m, nil
+		}
+		m.token = tokenState{site: msg.site, token: msg.token}
+		m.mode = modeToken
+		return m, nil
+	case switchedMsg:
+		if msg.err != nil {
+			m.setFlash("context "+msg.name+": "+describe(msg.err), true)
+			return m, nil
+		}
+		m.src, m.tenant, m.opts.ContextName = msg.src, msg.tenant, msg.name
+		m.fleet = &fleet.Fleet{}
+		m.closePages()
+		m.pages = []page{m.listPage(view.Sites, view.Scope{}, "sites")}
+		m.layout()
+		m.conn, m.everConn, m.lostConn, m.loading, m.watch = data.Connecting, false, false, false, ""
+		m.setFlash("switched to context "+msg.name, false)
+		return m, tea.Batch(m.subscribe(), m.load())
+	case logview.LinesMsg:
+		for _, p := range m.pages {
+			if p.log != nil && p.log.ID() == msg.ID {
+				lv, cmd := p.log.Update(msg)
+				*p.log = lv
+				return m, cmd
+			}
+		}
+		return m, nil
+	case palette.SubmitMsg:
+		m.mode = modeNormal
+		m.layout()
+		return m.runCommand(msg)
+	case palette.CancelMsg:
+		m.mode = modeNormal
+		m.layout()
+		return m, nil
+	case confirm.ResultMsg:
+		m.mode = modeNormal
+		op, id, found := strings.Cut(msg.ID, ":")
+		if !msg.OK || !found {
+			m.setFlash(op+" cancelled", false)
+			return m, nil
+		}
+		return m, m.vmAction(id, data.VMOp(op))
+	case form.SubmitMsg:
+		m.mode = modeNormal
+		return m, m.createVM(msg.Spec)
+	case form.CancelMsg:
+		m.mode = modeNormal
+		return m, nil
+	case tea.KeyMsg:
+		return m.onKey(msg)
+	}
+	return m, nil
+}
+
+func describe(err error) string {
+	switch {
+	case errors.Is(err, data.ErrForbidden):
+		return "not allowed with these credentials"
+	case errors.Is(err, data.ErrUnavailable):
+		return "server unreachable"
+	case errors.Is(err, data.ErrNotFound):
+		return "not found (deleted meanwhile?)"
+	}
+	return err.Error()
+}
+
+func (m *Model) onEvent(ev data.Event) tea.Cmd {
+	switch ev.Type {
+	case data.EventConn:
+		m.conn, m.connErr = ev.Conn, ev.Err
+		switch ev.Conn {
+		case data.Connected:
+			relist := m.lostConn
+			m.everConn, m.lostConn = true, false
+			if relist {
+				// Events may have been missed while away: re-list.
+				return m.load()
+			}
+		case data.Reconnecting, data.Offline:
+			if m.everConn {
+				m.lostConn = true
+			}
+		}
+		return nil
+	case data.EventResync:
+		return m.load()
+	}
+	if m.loading {
+		// The listing in flight may predate this event; replay it after.
+		m.pending = append(m.pending, ev)
+	}
+	m.applyAll(m.fleet.Apply(ev))
+	return nil
+}
+
+func (m *Model) applyAll(ch fleet.Change) {
+	if ch.Kind == fleet.KindNone {
+		return
+	}
+	for _, p := range m.pages {
+		if p.list != nil {
+			p.list.Apply(m.fleet, ch)
+		}
+	}
+}
+
+func (m *Model) onLoaded(msg loadedMsg) tea.Cmd {
+	if msg.gen != m.gen {
+		return nil
+	}
+	m.loading = false
+	pending := m.pending
+	m.pending = nil
+	var again tea.Cmd
+	if m.queued {
+		m.queued = false
+		again = m.load()
+	}
+	if msg.err != nil {
+		if errors.Is(msg.err, data.ErrUnavailable) {
+			m.setFlash("server unreachable; showing the last data", true)
+		} else {
+			m.setFlash(describe(msg.err), true)
+		}
+		return again
+	}
+	m.fleet.Load(msg.snap)
+	for _, ev := range pending {
+		m.fleet.Apply(ev)
+	}
+	m.loadedAt = m.now()
+	for _, p := range m.pages {
+		if p.list != nil {
+			p.list.Reload(m.fleet)
+		}
+	}
+	if m.flashBad && strings.Contains(m.flash, "unreachable") {
+		m.flash, m.flashBad = "", false
+	}
+	return again
+}
+
+func (m *Model) closePages() {
+	for _, p := range m.pages {
+		if p.log != nil {
+			p.log.Close()
+		}
+	}
+}
+
+func (m *Model) push(p page) {
+	m.pages = append(m.pages, p)
+	m.layout()
+}
+
+func (m *Model) pop() {
+	if len(m.pages) <= 1 {
+		return
+	}
+	if p := m.top(); p.log != nil {
+		p.log.Close()
+	}
+	m.pages = m.pages[:len(m.pages)-1]
+	m.layout()
+}
+
+// reset replaces the whole stack with one list (a `:` jump).
+func (m *Model) reset(k view.Kind) tea.Cmd {
+	m.closePages()
+	m.pages = []page{m.listPage(k, view.Scope{}, k.String())}
+	m.layout()
+	if k == view.Tenants {
+		return m.loadTenants()
+	}
+	return nil
+}
+
+// Commands of the palette.
+var commands = []palette.Command{
+	{Name: "sites", Help: "sites and fleet summary"},
+	{Name: "hosts", Help: "all hosts"},
+	{Name: "vms", Help: "all VMs"},
+	{Name: "plans", Help: "plans and their progress"},
+	{Name: "tenants", Help: "tenants (admin)"},
+	{Name: "ctx", Help: "show or switch context"},
+	{Name: "help", Help: "keys"},
+	{Name: "q", Help: "quit"},
+}
+
+func (m Model) runCommand(c palette.SubmitMsg) (tea.Model, tea.Cmd) {
+	switch c.Command {
+	case "sites":
+		return m, m.reset(view.Sites)
+	case "hosts":
+		return m, m.reset(view.Hosts)
+	case "vms":
+		return m, m.reset(view.VMs)
+	case "plans":
+		return m, m.reset(view.Plans)
+	case "tenants":
+		return m, m.reset(view.Tenants)
+	case "help":
+		m.mode = modeHelp
+		return m, nil
+	case "q", "quit":
+		m.cancel()
+		return m, tea.Quit
+	case "ctx":
+		if len(c.Args) == 0 {
+			msg := fmt.Sprintf("context %s · tenant %s", m.opts.ContextName, m.tenant)
+			if len(m.opts.Contexts) > 0 {
+				msg += " · available: " + strings.Join(m.opts.Contexts, ", ")
+			}
+			m.setFlash(msg, false)
+			return m, nil
+		}
+		if m.opts.Switch == nil {
+			m.setFlash("switching context needs a restart: nkudo --context "+c.Args[0], true)
+			return m, nil
+		}
+		sw, ctx, name := m.opts.Switch, m.ctx, c.Args[0]
+		return m, func() tea.Msg {
+			src, tenant, err := sw(ctx, name)
+			return switchedMsg{name: name, src: src, tenant: tenant, err: err}
+		}
+	}
+	m.setFlash("unknown command :"+c.Command, true)
+	return m, nil
+}
+
+func (m Model) onKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	if key.Matches(k, m.keys.Quit) {
+		m.cancel()
+		return m, tea.Quit
+	}
+	switch m.mode {
+	case modePalette:
+		var cmd tea.Cmd
+		m.palette, cmd = m.palette.Update(k)
+		return m, cmd
+	case modeFilter:
+		switch k.String() {
+		case "esc":
+			m.filter.SetValue("")
+			m.top().list.SetFilter("")
+			m.mode = modeNormal
+		case "enter":
+			m.mode = modeNormal
+		default:
+			var cmd tea.Cmd
+			m.filter, cmd = m.filter.Update(k)
+			m.top().list.SetFilter(m.filter.Value())
+			m.layout()
+			return m, cmd
+		}
+		m.layout()
+		return m, nil
+	case modeConfirm:
+		var cmd tea.Cmd
+		m.confirm, cmd = m.confirm.Update(k)
+		return m, cmd
+	case modeForm:
+		var cmd tea.Cmd
+		m.form, cmd = m.form.Update(k)
+		return m, cmd
+	case modeToken:
+		switch k.String() {
+		case "c", "y":
+			m.setFlash("token copied to the clipboard (OSC 52)", false)
+			tok, out := m.token.token.Token, m.opts.Output
+			return m, func() tea.Msg {
+				termenv.NewOutput(out).Copy(tok)
+				return nil
+			}
+		case "esc", "enter", "q":
+			m.mode = modeNormal
+			m.token = tokenState{}
+		}
+		return m, nil
+	case modeHelp:
+		if k.String() == "esc" || k.String() == "?" || k.String() == "q" {
+			m.mode = modeNormal
+		}
+		return m, nil
+	}
+
+	p := m.top()
+	switch {
+	case key.Matches(k, m.keys.Palette):
+		m.mode = modePalette
+		m.palette = palette.New(commands, m.styles)
+		m.layout()
+		return m, nil
+	case key.Matches(k, m.keys.Filter) && p.list != nil:
+		m.mode = modeFilter
+		m.filter.SetValue(p.list.Filter())
+		m.filter.CursorEnd()
+		m.layout()
+		return m, m.filter.Focus()
+	case key.Matches(k, m.keys.Help):
+		m.mode = modeHelp
+		return m, nil
+	case key.Matches(k, m.keys.Back):
+		if p.list != nil && p.list.Filter() != "" {
+			p.list.SetFilter("")
+			m.filter.SetValue("")
+			m.layout()
+			return m, nil
+		}
+		m.pop()
+		return m, nil
+	case key.Matches(k, m.keys.Refresh):
+		return m, m.load()
+	}
+	if p.log != nil {
+		lv, cmd := p.log.Update(k)
+		*p.log = lv
+		return m, cmd
+	}
+	if cmd, ok := m.listKey(k); ok {
+		return m, cmd
+	}
+	l, cmd := p.list.Update(k)
+	*p.list = l
+	return m, cmd
+}
+
+// listKey handles drilling and actions on the selected row.
+func (m *Model) listKey(k tea.KeyMsg) (tea.Cmd, bool) {
+	l := m.top().list
+	id, ok := l.Selected()
+	kind := l.Kind()
+	switch {
+	case key.Matches(k, m.keys.Enter):
+		if !ok {
+			return nil, true
+		}
+		return m.drill(kind, id), true
+	case key.Matches(k, m.keys.Start, m.keys.Stop, m.keys.Reboot, m.keys.Delete, m.keys.Console) && kind == view.VMs:
+		if !ok {
+			return nil, true
+		}
+		return m.onVMKey(k, id), true
+	case key.Matches(k, m.keys.Create) && (kind == view.VMs || kind == view.Hosts):
+		if m.refuseReadOnly("create vm") {
+			return nil, true
+		}
+		host := ""
+		if kind == view.Hosts && ok {
+			host = m.fleet.HostName(id)
+		} else if hid := l.Scope().HostID; hid != "" {
+			host = m.fleet.HostName(hid)
+		}
+		m.form = form.New(m.fleet.Hosts(""), host, m.styles)
+		m.form.SetSize(m.width, m.bodyHeight())
+		m.mode = modeForm
+		return nil, true
+	case key.Matches(k, m.keys.Token) && kind == view.Sites:
+		if !ok || m.refuseReadOnly("enrollment token") {
+			return nil, true
+		}
+		src, ctx, name := m.src, m.ctx, m.fleet.SiteName(id)
+		return func() tea.Msg {
+			t, err := src.CreateEnrollmentToken(ctx, id)
+			return tokenMsg{site: name, token: t, err: err}
+		}, true
+	}
+	return nil, false
+}
+
+func (m *Model) refuseReadOnly(what string) bool {
+	if m.opts.ReadOnly {
+		m.setFlash("read-only mode: "+what+" is disabled", true)
+	}
+	return m.opts.ReadOnly
+}
+
+func (m *Model) drill(kind view.Kind, id string) tea.Cmd {
+	switch kind {
+	case view.Tenants:
+		m.setFlash("tenant "+id+": use a context with that tenant's key (:ctx NAME)", false)
+	case view.Sites:
+		m.push(m.listPage(view.Hosts, view.Scope{SiteID: id}, m.fleet.SiteName(id)))
+	case view.Hosts:
+		m.push(m.listPage(view.VMs, view.Scope{HostID: id}, m.fleet.HostName(id)))
+	case view.VMs:
+		m.push(m.listPage(view.Plans, view.Scope{VMID: id}, m.fleet.VMName(id)))
+	case view.Plans:
+		m.push(m.listPage(view.Actions, view.Scope{PlanID: id}, render.ShortID(id)))
+	case view.Actions:
+		p, _ := m.fleet.Plan(m.top().list.Scope().PlanID)
+		for _, a := range p.Actions {
+			if a.ID == id {
+				if a.ExecutionID == "" {
+					m.setFlash("action not dispatched yet: no log", false)
+					return nil
+				}
+				return m.openLog(data.LogTarget{Kind: data.LogExecution, ID: a.ExecutionID},
+					"logs "+render.ShortID(a.ExecutionID))
+			}
+		}
+	}
+	return nil
+}
+
+func (m *Model) openLog(t data.LogTarget, crumb string) tea.Cmd {
+	lv := logview.New(t, crumb, m.styles)
+	cmd := lv.Start(m.ctx, m.src)
+	m.push(page{crumb: crumb, log: &lv})
+	return cmd
+}
+
+func (m *Model) onVMKey(k tea.KeyMsg, id string) tea.Cmd {
+	name := m.fleet.VMName(id)
+	switch {
+	case key.Matches(k, m.keys.Console):
+		return m.openLog(data.LogTarget{Kind: data.LogConsole, ID: id}, "console "+name)
+	case key.Matches(k, m.keys.Delete):
+		if m.refuseReadOnly("delete") {
+			return nil
+		}
+		host := m.fleet.HostName(m.vmHost(id))
+		m.confirm = confirm.New("delete:"+id, "Delete VM "+name+"?",
+			"This stops "+name+" and removes it and its disks from "+host+". It cannot be undone.", m.styles)
+		m.confirm.SetSize(m.width, m.bodyHeight())
+		m.mode = modeConfirm
+		return nil
+	}
+	op := data.OpStart
+	switch {
+	case key.Matches(k, m.keys.Stop):
+		op = data.OpStop
+	case key.Matches(k, m.keys.Reboot):
+		op = data.OpReboot
+	}
+	if m.refuseReadOnly(string(op)) {
+		return nil
+	}
+	if op == data.OpStop {
+		// Stopping takes a workload down: confirm like k9s does for kills.
+		m.confirm = confirm.New("stop:"+id, "Stop VM "+name+"?",
+			"The guest is shut down; start it again with s.", m.styles)
+		m.confirm.SetSize(m.width, m.bodyHeight())
+		m.mode = modeConfirm
+		return nil
+	}
+	return m.vmAction(id, op)
+}
+
+func (m Model) vmHost(id string) string {
+	v, _ := m.fleet.VM(id)
+	return v.HostID
+}
+
+func (m *Model) vmAction(id string, op data.VMOp) tea.Cmd {
+	if m.refuseReadOnly(string(op)) {
+		return nil
+	}
+	src, ctx := m.src, m.ctx
+	label := string(op) + " " + m.fleet.VMName(id)
+	m.setFlash(label+": requesting…", false)
+	return func() tea.Msg {
+		p, err := src.VMAction(ctx, id, op)
+		return actionMsg{label: label, plan: p, err: err}
+	}
+}
+
+func (m *Model) createVM(spec data.VMSpec) tea.Cmd {
+	src, ctx := m.src, m.ctx
+	m.setFlash("create vm "+spec.Name+": requesting…", false)
+	return func() tea.Msg {
+		v, err := src.CreateVM(ctx, spec)
+		return createdMsg{vm: v, err: err}
+	}
+}

@@ -1,0 +1,210 @@
+package form
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/cursor"
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/kubedoio/n-kudo/tui/data"
+	"github.com/kubedoio/n-kudo/tui/style"
+)
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("invalid input")
+
+// SubmitMsg carries a validated spec.
+type SubmitMsg struct{ Spec data.VMSpec }
+
+// CancelMsg says the form was dismissed.
+type CancelMsg struct{}
+
+// Field indexes.
+const (
+	FieldName = iota
+	FieldHost
+	FieldVCPUs
+	FieldMemory
+	FieldDisk
+	fieldCount
+)
+
+var labels = [fieldCount]string{"Name", "Host", "vCPUs", "Memory MiB", "Disk image"}
+
+// KeyMap is the form's keys.
+type KeyMap struct {
+	Next, Prev, Submit, Cancel key.Binding
+}
+
+// DefaultKeyMap moves with tab/shift+tab and submits with enter on the last
+// field (or ctrl+s anywhere).
+func DefaultKeyMap() KeyMap {
+	return KeyMap{
+		Next:   key.NewBinding(key.WithKeys("tab", "down"), key.WithHelp("tab", "next field")),
+		Prev:   key.NewBinding(key.WithKeys("shift+tab", "up"), key.WithHelp("shift+tab", "previous field")),
+		Submit: key.NewBinding(key.WithKeys("enter", "ctrl+s"), key.WithHelp("enter", "next / create")),
+		Cancel: key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel")),
+	}
+}
+
+// ShortHelp implements help.KeyMap.
+func (k KeyMap) ShortHelp() []key.Binding { return []key.Binding{k.Next, k.Submit, k.Cancel} }
+
+// FullHelp implements help.KeyMap.
+func (k KeyMap) FullHelp() [][]key.Binding {
+	return [][]key.Binding{{k.Next, k.Prev, k.Submit, k.Cancel}}
+}
+
+// Model is the form.
+type Model struct {
+	KeyMap KeyMap
+	inputs [fieldCount]textinput.Model
+	focus  int
+	hosts  []data.Host
+	err    error
+	width  int
+	styles style.Styles
+}
+
+// New returns a form; hosts feed completion and name → id resolution, and
+// defaultHost (a hostname, may be empty) pre-fills the host field.
+func New(hosts []data.Host, defaultHost string, st style.Styles) Model {
+	m := Model{KeyMap: DefaultKeyMap(), hosts: hosts, styles: st, width: 80}
+	names := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		names = append(names, h.Hostname)
+	}
+	for i := range m.inputs {
+		in := textinput.New()
+		in.Prompt = ""
+		in.Cursor.SetMode(cursor.CursorStatic)
+		in.CharLimit = 253
+		m.inputs[i] = in
+	}
+	m.inputs[FieldName].Placeholder = "web-3"
+	m.inputs[FieldHost].SetValue(defaultHost)
+	m.inputs[FieldHost].ShowSuggestions = true
+	m.inputs[FieldHost].SetSuggestions(names)
+	m.inputs[FieldVCPUs].SetValue("1")
+	m.inputs[FieldMemory].SetValue("512")
+	m.inputs[FieldDisk].Placeholder = "/var/lib/nkudo/images/alpine.raw"
+	m.inputs[FieldName].Focus()
+	return m
+}
+
+// SetSize sets the width.
+func (m *Model) SetSize(w, _ int) {
+	m.width = w
+	for i := range m.inputs {
+		m.inputs[i].Width = max(min(w-20, 48), 8)
+	}
+}
+
+// SetValue fills a field (tests and pre-filling).
+func (m *Model) SetValue(field int, v string) { m.inputs[field].SetValue(v) }
+
+// Err is the last validation error.
+func (m Model) Err() error { return m.err }
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// Validate turns field values into a spec, resolving the host by name.
+func Validate(values [fieldCount]string, hosts []data.Host) (data.VMSpec, error) {
+	var spec data.VMSpec
+	spec.Name = strings.TrimSpace(values[FieldName])
+	if !nameRE.MatchString(spec.Name) {
+		return spec, fmt.Errorf("name %q: lowercase letters, digits and dashes, up to 63: %w", spec.Name, ErrInvalid)
+	}
+	hn := strings.TrimSpace(values[FieldHost])
+	found := false
+	for _, h := range hosts {
+		if h.Hostname == hn || h.ID == hn {
+			spec.HostID, spec.SiteID, found = h.ID, h.SiteID, true
+			break
+		}
+	}
+	if !found {
+		return spec, fmt.Errorf("host %q: no such host: %w", hn, ErrInvalid)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(values[FieldVCPUs]))
+	if err != nil || n < 1 || n > 256 {
+		return spec, fmt.Errorf("vcpus %q: a whole number from 1 to 256: %w", values[FieldVCPUs], ErrInvalid)
+	}
+	spec.VCPUs = n
+	n, err = strconv.Atoi(strings.TrimSpace(values[FieldMemory]))
+	if err != nil || n < 64 || n > 4<<20 {
+		return spec, fmt.Errorf("memory %q: MiB from 64 to 4194304: %w", values[FieldMemory], ErrInvalid)
+	}
+	spec.MemoryMiB = n
+	spec.DiskImage = strings.TrimSpace(values[FieldDisk])
+	if spec.DiskImage == "" {
+		return spec, fmt.Errorf("disk image: required: %w", ErrInvalid)
+	}
+	return spec, nil
+}
+
+func (m *Model) setFocus(i int) tea.Cmd {
+	m.inputs[m.focus].Blur()
+	m.focus = (i + fieldCount) % fieldCount
+	return m.inputs[m.focus].Focus()
+}
+
+func (m Model) values() [fieldCount]string {
+	var v [fieldCount]string
+	for i := range m.inputs {
+		v[i] = m.inputs[i].Value()
+	}
+	return v
+}
+
+// Update handles keys.
+func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
+	if km, ok := msg.(tea.KeyMsg); ok {
+		switch {
+		case key.Matches(km, m.KeyMap.Cancel):
+			return m, func() tea.Msg { return CancelMsg{} }
+		case key.Matches(km, m.KeyMap.Submit) && (m.focus == fieldCount-1 || km.String() == "ctrl+s"):
+			spec, err := Validate(m.values(), m.hosts)
+			m.err = err
+			if err != nil {
+				return m, nil
+			}
+			return m, func() tea.Msg { return SubmitMsg{Spec: spec} }
+		case key.Matches(km, m.KeyMap.Submit), key.Matches(km, m.KeyMap.Next) && km.String() != "tab" || km.String() == "tab" && m.focus != FieldHost:
+			return m, m.setFocus(m.focus + 1)
+		case key.Matches(km, m.KeyMap.Prev):
+			return m, m.setFocus(m.focus - 1)
+		}
+	}
+	var cmd tea.Cmd
+	m.inputs[m.focus], cmd = m.inputs[m.focus].Update(msg)
+	return m, cmd
+}
+
+// View draws the form in a box.
+func (m Model) View() string {
+	rows := []string{m.styles.Title.Render("Create VM"), ""}
+	for i, in := range m.inputs {
+		label := fmt.Sprintf("%-11s", labels[i])
+		if i == m.focus {
+			label = m.styles.Accent.Render("› " + label)
+		} else {
+			label = "  " + label
+		}
+		rows = append(rows, label+" "+in.View())
+	}
+	rows = append(rows, "")
+	if m.err != nil {
+		rows = append(rows, m.styles.Error.Render(m.err.Error()))
+	} else {
+		rows = append(rows, m.styles.Dim.Render("tab next · enter on last field creates · esc cancels"))
+	}
+	return m.styles.Modal.Render(lipgloss.JoinVertical(lipgloss.Left, rows...))
+}
