@@ -147,6 +147,10 @@ type EnrollmentToken struct {
 	// NetBirdSetupKeyID is the id of the setup key minted for this token,
 	// empty when NetBird is off for the site.
 	NetBirdSetupKeyID string
+	// NetBirdSetupKeySealed is the setup key itself, sealed under a key
+	// derived from the token secret (which the store never sees), so only
+	// the enrolling agent's token opens it; nil when there is none.
+	NetBirdSetupKeySealed []byte
 }
 
 // Agent is an enrolled nkudo-agent; one per host.

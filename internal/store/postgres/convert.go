@@ -170,12 +170,24 @@ func scanSite(r rowScanner) (store.Site, error) {
 func scanToken(r rowScanner) (store.EnrollmentToken, error) {
 	var t store.EnrollmentToken
 	if err := r.Scan(&t.ID, &t.TenantID, &t.SiteID, &t.Hash, &t.ExpiresAt, &t.MaxUses, &t.Uses, &t.CreatedAt,
-		&t.NetBirdSetupKeyID); err != nil {
+		&t.NetBirdSetupKeyID, &t.NetBirdSetupKeySealed); err != nil {
 		return t, translate(err)
 	}
 	t.ExpiresAt = ts(t.ExpiresAt)
 	t.CreatedAt = ts(t.CreatedAt)
+	if len(t.NetBirdSetupKeySealed) == 0 {
+		t.NetBirdSetupKeySealed = nil
+	}
 	return t, nil
+}
+
+// sealedBytes binds a missing sealed setup key as an empty value: the
+// column is NOT NULL, and nil would bind as NULL.
+func sealedBytes(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 func scanAgent(r rowScanner) (store.Agent, error) {

@@ -182,7 +182,7 @@ func (s *Store) DeleteSite(ctx context.Context, tenantID, id uuid.UUID) error {
 // means a one-time token.
 func (s *Store) CreateEnrollmentToken(ctx context.Context, t store.EnrollmentToken) error {
 	if _, err := s.pool.Exec(ctx, qInsertToken, t.ID, t.TenantID, t.SiteID, t.Hash, ts(t.ExpiresAt),
-		max(t.MaxUses, 1), t.Uses, ts(t.CreatedAt), t.NetBirdSetupKeyID); err != nil {
+		max(t.MaxUses, 1), t.Uses, ts(t.CreatedAt), t.NetBirdSetupKeyID, sealedBytes(t.NetBirdSetupKeySealed)); err != nil {
 		return fmt.Errorf("creating enrollment token %s: %w", t.ID, translate(err))
 	}
 	return nil

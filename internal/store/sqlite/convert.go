@@ -187,12 +187,25 @@ func groupsJSON(groups []string) (string, error) {
 func scanToken(r rowScanner) (store.EnrollmentToken, error) {
 	var t store.EnrollmentToken
 	var expires, created int64
-	if err := r.Scan(&t.ID, &t.TenantID, &t.SiteID, &t.Hash, &expires, &t.MaxUses, &t.Uses, &created, &t.NetBirdSetupKeyID); err != nil {
+	if err := r.Scan(&t.ID, &t.TenantID, &t.SiteID, &t.Hash, &expires, &t.MaxUses, &t.Uses, &created, &t.NetBirdSetupKeyID,
+		&t.NetBirdSetupKeySealed); err != nil {
 		return t, translate(err)
 	}
 	t.ExpiresAt = fromMicros(expires)
 	t.CreatedAt = fromMicros(created)
+	if len(t.NetBirdSetupKeySealed) == 0 {
+		t.NetBirdSetupKeySealed = nil
+	}
 	return t, nil
+}
+
+// sealedBytes binds a missing sealed setup key as an empty value: the
+// column is NOT NULL, and nil would bind as NULL.
+func sealedBytes(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 func scanAgent(r rowScanner) (store.Agent, error) {

@@ -9,7 +9,7 @@ const (
 	tenantCols = `id, name, created_at`
 	apiKeyCols = `id, tenant_id, name, role, prefix, hash, created_at, last_used_at`
 	siteCols   = `id, tenant_id, name, description, netbird_enabled, netbird_groups, created_at, updated_at`
-	tokenCols  = `id, tenant_id, site_id, hash, expires_at, max_uses, uses, created_at, netbird_setup_key_id`
+	tokenCols  = `id, tenant_id, site_id, hash, expires_at, max_uses, uses, created_at, netbird_setup_key_id, netbird_setup_key_sealed`
 	agentCols  = `id, tenant_id, site_id, host_id, status, version, cert_serial, cert_expires_at, revoked, revoked_at, last_seen_at, created_at`
 	hostCols   = `id, tenant_id, site_id, agent_id, hostname, online, last_seen_at, facts, netbird, usage, created_at, updated_at`
 	vmCols     = `id, tenant_id, site_id, host_id, name, desired_state, actual_state, vcpus, memory_mib, spec, error, created_at, updated_at`
@@ -58,7 +58,7 @@ const (
 
 // Enrollment tokens.
 const (
-	qInsertToken = `INSERT INTO enrollment_tokens (` + tokenCols + `) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)`
+	qInsertToken = `INSERT INTO enrollment_tokens (` + tokenCols + `) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)`
 	// Taking a use is one conditional UPDATE on the single write connection,
 	// so two enrollments racing for the last use cannot both succeed.
 	qConsumeToken = `UPDATE enrollment_tokens SET uses = uses + 1
@@ -67,7 +67,7 @@ const (
 	qExpiredUnusedTokens = `SELECT ` + tokenCols + ` FROM enrollment_tokens
 		WHERE netbird_setup_key_id <> '' AND uses = 0 AND expires_at < ?1
 		ORDER BY expires_at, id LIMIT ?2`
-	qClearTokenSetupKey = `UPDATE enrollment_tokens SET netbird_setup_key_id = '' WHERE id = ?1`
+	qClearTokenSetupKey = `UPDATE enrollment_tokens SET netbird_setup_key_id = '', netbird_setup_key_sealed = X'' WHERE id = ?1`
 )
 
 // Agents.

@@ -185,7 +185,7 @@ func (s *Store) DeleteSite(ctx context.Context, tenantID, id uuid.UUID) error {
 func (s *Store) CreateEnrollmentToken(ctx context.Context, t store.EnrollmentToken) error {
 	maxUses := max(t.MaxUses, 1)
 	if _, err := s.w.ExecContext(ctx, qInsertToken, t.ID, t.TenantID, t.SiteID, t.Hash, micros(t.ExpiresAt),
-		maxUses, t.Uses, micros(t.CreatedAt), t.NetBirdSetupKeyID); err != nil {
+		maxUses, t.Uses, micros(t.CreatedAt), t.NetBirdSetupKeyID, sealedBytes(t.NetBirdSetupKeySealed)); err != nil {
 		return fmt.Errorf("creating enrollment token %s: %w", t.ID, translate(err))
 	}
 	return nil

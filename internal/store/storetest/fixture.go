@@ -95,7 +95,8 @@ func (f *fixture) token(site store.Site, maxUses int, expiresAt time.Time) store
 		MaxUses:   maxUses,
 		CreatedAt: base,
 		// Set so round trips cover it; the suite never talks to NetBird.
-		NetBirdSetupKeyID: fmt.Sprintf("setup-key-%d", f.n),
+		NetBirdSetupKeyID:     fmt.Sprintf("setup-key-%d", f.n),
+		NetBirdSetupKeySealed: []byte(fmt.Sprintf("sealed-%d\x00\xff", f.n)),
 	}
 	require.NoError(f.t, f.s.CreateEnrollmentToken(f.ctx, tok))
 	return tok

@@ -30,6 +30,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EnrollmentRejections", testEnrollmentRejections},
 		{"EnrollmentRace", testEnrollmentRace},
 		{"ExpiredUnusedTokens", testExpiredUnusedTokens},
+		{"TokenSetupKeySealed", testTokenSetupKeySealed},
 		{"Agents", testAgents},
 		{"RevokeAgent", testRevokeAgent},
 		{"AgentOnline", testAgentOnline},
@@ -1105,4 +1106,42 @@ func testIdempotency(t *testing.T, f *fixture) {
 		require.NoError(t, err, sc.name)
 		require.Equal(t, sc.tenant, got.TenantID, sc.name)
 	}
+}
+
+// testTokenSetupKeySealed: the sealed NetBird setup key is opaque bytes
+// that round-trip exactly (binary included), an absent one reads as nil,
+// and ClearTokenSetupKey forgets it together with the key id.
+func testTokenSetupKeySealed(t *testing.T, f *fixture) {
+	ten := f.tenant()
+	site := f.site(ten.ID)
+	sealed := []byte{0x01, 0x00, 0xfe, 'k', 0xff}
+	mk := func(sealed []byte, keyID string, expires time.Time) store.EnrollmentToken {
+		tok := store.EnrollmentToken{
+			ID: store.NewID(), TenantID: ten.ID, SiteID: site.ID, Hash: hash(store.NewID().String()),
+			ExpiresAt: expires, MaxUses: 1, CreatedAt: base, NetBirdSetupKeyID: keyID, NetBirdSetupKeySealed: sealed,
+		}
+		require.NoError(t, f.s.CreateEnrollmentToken(f.ctx, tok))
+		return tok
+	}
+	for name, want := range map[string][]byte{"sealed": sealed, "none": nil, "empty": {}} {
+		tok := mk(want, "", base.Add(time.Hour))
+		_, _, got, err := f.s.ConsumeEnrollment(f.ctx, f.enrollment(tok))
+		require.NoError(t, err, name)
+		if len(want) == 0 {
+			require.Nil(t, got.NetBirdSetupKeySealed, name)
+			continue
+		}
+		require.Equal(t, want, got.NetBirdSetupKeySealed, name)
+	}
+
+	expired := mk(sealed, "sk-sealed", base.Add(time.Minute))
+	now := base.Add(time.Hour)
+	got, err := f.s.ExpiredUnusedTokens(f.ctx, now, 10)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, sealed, got[0].NetBirdSetupKeySealed)
+	require.NoError(t, f.s.ClearTokenSetupKey(f.ctx, expired.ID))
+	got, err = f.s.ExpiredUnusedTokens(f.ctx, now, 10)
+	require.NoError(t, err)
+	require.Empty(t, got)
 }
