@@ -116,6 +116,10 @@ type (
 		ev  data.Event
 	}
 	streamClosedMsg struct{ gen int }
+	subscribedMsg   struct {
+		gen    int
+		events <-chan data.Event
+	}
 	actionMsg       struct {
 		label string
 		plan  data.Plan
@@ -149,6 +153,7 @@ type Model struct {
 	cancel context.CancelFunc
 	// subCancel ends the current event subscription (a context switch
 	// starts a new one); gen tags messages so stale streams are ignored.
+	subCtx    context.Context
 	subCancel context.CancelFunc
 	gen       int
 	src       data.Source
@@ -225,6 +230,8 @@ func New(ctx context.Context, o Options) Model {
 	}
 	m.pages = []page{m.listPage(view.Sites, view.Scope{}, "sites")}
 	m.layout()
+	m.newSubscription()
+	m.loading = true
 	return m
 }
 
@@ -239,24 +246,40 @@ func (m Model) listPage(k view.Kind, s view.Scope, crumb string) page {
 
 func (m *Model) top() *page { return &m.pages[len(m.pages)-1] }
 
-// Init subscribes to events and lists the fleet.
+// Init subscribes to events and lists the fleet. New prepared both (the
+// subscription context, the loading flag) because Init cannot change the
+// model.
 func (m Model) Init() tea.Cmd {
-	return tea.Batch(m.subscribe(), m.load(), tea.WindowSize())
+	return tea.Batch(m.subscribeCmd(), m.loadCmd(), tea.WindowSize())
 }
 
+// subscribe replaces the event subscription (after a context switch).
 func (m *Model) subscribe() tea.Cmd {
+	m.newSubscription()
+	return m.subscribeCmd()
+}
+
+func (m *Model) newSubscription() {
 	if m.subCancel != nil {
 		m.subCancel()
 	}
 	m.gen++
-	ctx, cancel := context.WithCancel(m.ctx)
-	m.subCancel = cancel
-	m.events = m.src.Subscribe(ctx)
-	return m.waitEvent()
+	m.subCtx, m.subCancel = context.WithCancel(m.ctx)
+	m.events = nil
+}
+
+func (m Model) subscribeCmd() tea.Cmd {
+	src, ctx, gen := m.src, m.subCtx, m.gen
+	return func() tea.Msg {
+		return subscribedMsg{gen: gen, events: src.Subscribe(ctx)}
+	}
 }
 
 func (m Model) waitEvent() tea.Cmd {
 	ch, gen := m.events, m.gen
+	if ch == nil {
+		return nil
+	}
 	return func() tea.Msg {
 		ev, ok := <-ch
 		if !ok {
@@ -267,13 +290,18 @@ func (m Model) waitEvent() tea.Cmd {
 }
 
 // load lists everything; it is the only place the console reads lists, and
-// it runs at start, on resync, after a reconnect and on ctrl+r.
+// it runs at start, on resync, after a reconnect and on ctrl+r. One listing
+// runs at a time; asking during one queues another.
 func (m *Model) load() tea.Cmd {
 	if m.loading {
 		m.queued = true
 		return nil
 	}
 	m.loading = true
+	return m.loadCmd()
+}
+
+func (m Model) loadCmd() tea.Cmd {
 	src, ctx, gen := m.src, m.ctx, m.gen
 	return func() tea.Msg {
 		var s fleet.Snapshot
@@ -349,6 +377,12 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.layout()
 		}
 		return m, nil
+	case subscribedMsg:
+		if msg.gen != m.gen {
+			return m, nil
+		}
+		m.events = msg.events
+		return m, m.waitEvent()
 	case eventMsg:
 		if msg.gen != m.gen {
 			return m, nil
@@ -410,7 +444,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.closePages()
 		m.pages = []page{m.listPage(view.Sites, view.Scope{}, "sites")}
 		m.layout()
-		m.conn, m.everConn, m.lostConn, m.loading, m.watch = data.Connecting, false, false, false, ""
+		m.conn, m.everConn, m.lostConn, m.loading, m.queued, m.watch = data.Connecting, false, false, false, false, ""
 		m.setFlash("switched to context "+msg.name, false)
 		return m, tea.Batch(m.subscribe(), m.load())
 	case logview.LinesMsg:
@@ -421,28 +455,6 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				return m, cmd
 			}
 		}
-		return m, nil
-	case palette.SubmitMsg:
-		m.mode = modeNormal
-		m.layout()
-		return m.runCommand(msg)
-	case palette.CancelMsg:
-		m.mode = modeNormal
-		m.layout()
-		return m, nil
-	case confirm.ResultMsg:
-		m.mode = modeNormal
-		op, id, found := strings.Cut(msg.ID, ":")
-		if !msg.OK || !found {
-			m.setFlash(op+" cancelled", false)
-			return m, nil
-		}
-		return m, m.vmAction(id, data.VMOp(op))
-	case form.SubmitMsg:
-		m.mode = modeNormal
-		return m, m.createVM(msg.Spec)
-	case form.CancelMsg:
-		m.mode = modeNormal
 		return m, nil
 	case tea.KeyMsg:
 		return m.onKey(msg)
@@ -633,6 +645,17 @@ func (m Model) onKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	}
 	switch m.mode {
 	case modePalette:
+		// Enter and esc act at once: keys typed ahead belong to the page.
+		switch {
+		case key.Matches(k, m.palette.KeyMap.Submit):
+			m.mode = modeNormal
+			m.layout()
+			return m.runCommand(m.palette.Submit())
+		case key.Matches(k, m.palette.KeyMap.Cancel):
+			m.mode = modeNormal
+			m.layout()
+			return m, nil
+		}
 		var cmd tea.Cmd
 		m.palette, cmd = m.palette.Update(k)
 		return m, cmd
@@ -654,12 +677,26 @@ func (m Model) onKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.layout()
 		return m, nil
 	case modeConfirm:
-		var cmd tea.Cmd
-		m.confirm, cmd = m.confirm.Update(k)
-		return m, cmd
+		yes, decided := m.confirm.Decide(k)
+		if !decided {
+			return m, nil
+		}
+		m.mode = modeNormal
+		op, id, _ := strings.Cut(m.confirm.ID(), ":")
+		if !yes {
+			m.setFlash(op+" cancelled", false)
+			return m, nil
+		}
+		return m, m.vmAction(id, data.VMOp(op))
 	case modeForm:
-		var cmd tea.Cmd
-		m.form, cmd = m.form.Update(k)
+		out, spec, cmd := m.form.Handle(k)
+		switch out {
+		case form.Submitted:
+			m.mode = modeNormal
+			return m, m.createVM(spec)
+		case form.Cancelled:
+			m.mode = modeNormal
+		}
 		return m, cmd
 	case modeToken:
 		switch k.String() {

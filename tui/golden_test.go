@@ -39,7 +39,7 @@ func staticModel(t *testing.T, o Options, w, h int) Model {
 	o.Now = func() time.Time { return datatest.Epoch }
 	m := New(ctx, o)
 	m = step(t, m, tea.WindowSizeMsg{Width: w, Height: h})
-	msg := m.load()()
+	msg := m.loadCmd()()
 	m = step(t, m, msg)
 	m = step(t, m, eventMsg{gen: m.gen, ev: data.Event{Type: data.EventConn, Conn: data.Connected}})
 	return m

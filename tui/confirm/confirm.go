@@ -63,21 +63,31 @@ func (m Model) answer(ok bool) tea.Cmd {
 	return func() tea.Msg { return ResultMsg{ID: id, OK: ok} }
 }
 
-// Update handles keys.
+// Decide applies a key: it reports the answer and whether the key gave one.
+// Parents that must act before the next key call it instead of waiting for
+// ResultMsg.
+func (m *Model) Decide(km tea.KeyMsg) (ok, decided bool) {
+	switch {
+	case key.Matches(km, m.KeyMap.Yes):
+		return true, true
+	case key.Matches(km, m.KeyMap.No):
+		return false, true
+	case key.Matches(km, m.KeyMap.Toggle):
+		m.yes = !m.yes
+	case key.Matches(km, m.KeyMap.Submit):
+		return m.yes, true
+	}
+	return false, false
+}
+
+// Update handles keys and reports the answer as a ResultMsg.
 func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
 	km, ok := msg.(tea.KeyMsg)
 	if !ok {
 		return m, nil
 	}
-	switch {
-	case key.Matches(km, m.KeyMap.Yes):
-		return m, m.answer(true)
-	case key.Matches(km, m.KeyMap.No):
-		return m, m.answer(false)
-	case key.Matches(km, m.KeyMap.Toggle):
-		m.yes = !m.yes
-	case key.Matches(km, m.KeyMap.Submit):
-		return m, m.answer(m.yes)
+	if yes, decided := m.Decide(km); decided {
+		return m, m.answer(yes)
 	}
 	return m, nil
 }

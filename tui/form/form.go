@@ -164,27 +164,56 @@ func (m Model) values() [fieldCount]string {
 	return v
 }
 
-// Update handles keys.
-func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
+// Outcome is what a key did to the form.
+type Outcome int
+
+// Outcomes of Handle.
+const (
+	Editing Outcome = iota
+	Submitted
+	Cancelled
+)
+
+// Handle applies a key and reports whether it submitted a valid spec or
+// cancelled the form. Parents that must act before the next key call it
+// instead of waiting for SubmitMsg or CancelMsg.
+func (m *Model) Handle(msg tea.Msg) (Outcome, data.VMSpec, tea.Cmd) {
 	if km, ok := msg.(tea.KeyMsg); ok {
 		switch {
 		case key.Matches(km, m.KeyMap.Cancel):
-			return m, func() tea.Msg { return CancelMsg{} }
+			return Cancelled, data.VMSpec{}, nil
 		case key.Matches(km, m.KeyMap.Submit) && (m.focus == fieldCount-1 || km.String() == "ctrl+s"):
 			spec, err := Validate(m.values(), m.hosts)
 			m.err = err
 			if err != nil {
-				return m, nil
+				return Editing, spec, nil
 			}
-			return m, func() tea.Msg { return SubmitMsg{Spec: spec} }
-		case key.Matches(km, m.KeyMap.Submit), key.Matches(km, m.KeyMap.Next) && km.String() != "tab" || km.String() == "tab" && m.focus != FieldHost:
-			return m, m.setFocus(m.focus + 1)
+			return Submitted, spec, nil
+		case key.Matches(km, m.KeyMap.Submit):
+			return Editing, data.VMSpec{}, m.setFocus(m.focus + 1)
+		case km.String() == "tab" && m.focus == FieldHost && m.inputs[FieldHost].CurrentSuggestion() != "" &&
+			m.inputs[FieldHost].CurrentSuggestion() != m.inputs[FieldHost].Value():
+			// Tab completes a host name first, then moves on.
+		case key.Matches(km, m.KeyMap.Next):
+			return Editing, data.VMSpec{}, m.setFocus(m.focus + 1)
 		case key.Matches(km, m.KeyMap.Prev):
-			return m, m.setFocus(m.focus - 1)
+			return Editing, data.VMSpec{}, m.setFocus(m.focus - 1)
 		}
 	}
 	var cmd tea.Cmd
 	m.inputs[m.focus], cmd = m.inputs[m.focus].Update(msg)
+	return Editing, data.VMSpec{}, cmd
+}
+
+// Update handles keys and reports the outcome as SubmitMsg or CancelMsg.
+func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
+	out, spec, cmd := m.Handle(msg)
+	switch out {
+	case Submitted:
+		return m, func() tea.Msg { return SubmitMsg{Spec: spec} }
+	case Cancelled:
+		return m, func() tea.Msg { return CancelMsg{} }
+	}
 	return m, cmd
 }
 

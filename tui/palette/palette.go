@@ -83,6 +83,17 @@ func (m *Model) SetSize(w, _ int) {
 // Value is the current line.
 func (m Model) Value() string { return m.input.Value() }
 
+// Choice is the index of the highlighted match.
+func (m Model) Choice() int { return m.choice }
+
+// Submit resolves the current line, as enter does. Parents that must act
+// before the next key (typed-ahead keys belong to the next mode) call it
+// directly instead of waiting for SubmitMsg.
+func (m Model) Submit() SubmitMsg {
+	sub, _ := Resolve(m.commands, m.input.Value(), m.choice)
+	return sub
+}
+
 // Matches lists the commands the current word completes to.
 func (m Model) Matches() []Command { return m.matches }
 
@@ -130,7 +141,7 @@ func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
 		case key.Matches(km, m.KeyMap.Cancel):
 			return m, func() tea.Msg { return CancelMsg{} }
 		case key.Matches(km, m.KeyMap.Submit):
-			sub, _ := Resolve(m.commands, m.input.Value(), m.choice)
+			sub := m.Submit()
 			return m, func() tea.Msg { return sub }
 		case key.Matches(km, m.KeyMap.Complete):
 			if len(m.matches) > 0 {
