@@ -3,10 +3,8 @@ package event
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -38,9 +36,6 @@ type HostPatch struct {
 // mutation itself happened.
 const rereadTimeout = 5 * time.Second
 
-// maxTrackedPlans bounds the plan → tenant index MarkPlanDispatched needs.
-const maxTrackedPlans = 100000
-
 // Store decorates a store.Store: after every successful mutation it
 // publishes what changed to the broker. Failed mutations publish
 // nothing. Reads pass through. Build it with NewStore.
@@ -48,13 +43,6 @@ type Store struct {
 	store.Store
 	Broker *Broker
 	log    *slog.Logger
-
-	mu sync.Mutex // guards the following
-	// planTenant maps plans that may still be dispatched to their tenant:
-	// MarkPlanDispatched has no tenant and the store has no tenant-less
-	// plan read. Filled by the reads and writes the dispatch path makes
-	// anyway (CreatePlan, PendingPlans, GetPlan), emptied at dispatch.
-	planTenant map[uuid.UUID]uuid.UUID
 }
 
 // NewStore wraps st so that its mutations are published to b. A nil log
@@ -63,7 +51,7 @@ func NewStore(st store.Store, b *Broker, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Store{Store: st, Broker: b, log: log, planTenant: make(map[uuid.UUID]uuid.UUID)}
+	return &Store{Store: st, Broker: b, log: log}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -293,69 +281,21 @@ func (s *Store) CreatePlan(ctx context.Context, p store.Plan) error {
 	if err := s.Store.CreatePlan(ctx, p); err != nil {
 		return err
 	}
-	s.track(p)
 	s.publish(TypePlanUpdated, p.TenantID, p.ID, p.UpdatedAt, p)
 	return nil
 }
 
-// GetPlan passes through, remembering the tenant of pending plans.
-func (s *Store) GetPlan(ctx context.Context, tenantID, id uuid.UUID) (store.Plan, error) {
-	p, err := s.Store.GetPlan(ctx, tenantID, id)
-	if err == nil {
-		s.track(p)
-	}
-	return p, err
-}
-
-// PendingPlans passes through, remembering the tenant of pending plans.
-func (s *Store) PendingPlans(ctx context.Context, agentID uuid.UUID) ([]store.Plan, error) {
-	plans, err := s.Store.PendingPlans(ctx, agentID)
-	for _, p := range plans {
-		s.track(p)
-	}
-	return plans, err
-}
-
-// track remembers the tenant of a plan that can still be dispatched.
-func (s *Store) track(p store.Plan) {
-	if p.Status != store.StatusPending {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.planTenant) < maxTrackedPlans {
-		s.planTenant[p.ID] = p.TenantID
-	}
-}
-
-// MarkPlanDispatched publishes plan.updated.
-func (s *Store) MarkPlanDispatched(ctx context.Context, planID uuid.UUID, at time.Time) error {
-	if err := s.Store.MarkPlanDispatched(ctx, planID, at); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	tenantID, ok := s.planTenant[planID]
-	delete(s.planTenant, planID)
-	s.mu.Unlock()
-	if !ok {
-		// Nothing on this server read or wrote the plan while pending;
-		// there is no tenant-less read to find its tenant.
-		s.lost("plan", planID, errUntracked)
-		return nil
-	}
-	rctx, cancel := rereadCtx(ctx)
-	defer cancel()
-	p, err := s.Store.GetPlan(rctx, tenantID, planID)
+// MarkPlanDispatched publishes plan.updated with the plan the store
+// returns. A repeated acknowledgement republishes the plan unchanged,
+// which subscribers merge as a no-op.
+func (s *Store) MarkPlanDispatched(ctx context.Context, agentID, planID uuid.UUID, at time.Time) (store.Plan, error) {
+	p, err := s.Store.MarkPlanDispatched(ctx, agentID, planID, at)
 	if err != nil {
-		s.lost("plan", planID, err)
-		return nil
+		return p, err
 	}
-	s.publish(TypePlanUpdated, p.TenantID, p.ID, at, p)
-	return nil
+	s.publish(TypePlanUpdated, p.TenantID, p.ID, p.UpdatedAt, p)
+	return p, nil
 }
-
-// errUntracked is logged when a dispatched plan's tenant is unknown.
-var errUntracked = errors.New("tenant of the plan unknown to the event stream")
 
 // ApplyActionResult publishes plan.updated and, when the result carries
 // the VM's new state, an event for the VM.

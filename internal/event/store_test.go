@@ -174,11 +174,31 @@ func TestStorePublishesEachMutation(t *testing.T) {
 	}
 	plan.Actions = []store.PlanAction{action}
 	e.step("create plan", func() error { return st.CreatePlan(ctx, plan) }, false, want{TypePlanUpdated, plan.ID})
+	dispatchedAt := clock.Add(time.Minute)
+	var dispatched store.Plan
 	got = e.step("dispatch plan", func() error {
-		return st.MarkPlanDispatched(ctx, plan.ID, clock)
+		var err error
+		dispatched, err = st.MarkPlanDispatched(ctx, enr.AgentID, plan.ID, dispatchedAt)
+		return err
 	}, false, want{TypePlanUpdated, plan.ID})
-	require.Equal(t, store.StatusDispatched, got[0].Object.(store.Plan).Status)
-	e.step("dispatch unknown plan", func() error { return st.MarkPlanDispatched(ctx, store.NewID(), clock) }, true)
+	published := got[0].Object.(store.Plan)
+	require.Equal(t, store.StatusDispatched, published.Status)
+	require.Equal(t, store.StatusDispatched, published.Actions[0].Status)
+	require.Equal(t, dispatched, published, "the event carries the plan the store returned")
+	require.Equal(t, dispatchedAt, got[0].At)
+	got = e.step("dispatch plan again", func() error {
+		_, err := st.MarkPlanDispatched(ctx, enr.AgentID, plan.ID, dispatchedAt.Add(time.Minute))
+		return err
+	}, false, want{TypePlanUpdated, plan.ID})
+	require.Equal(t, dispatched, got[0].Object.(store.Plan), "a repeated ack republishes the plan unchanged")
+	e.step("dispatch unknown plan", func() error {
+		_, err := st.MarkPlanDispatched(ctx, enr.AgentID, store.NewID(), clock)
+		return err
+	}, true)
+	e.step("dispatch by another agent", func() error {
+		_, err := st.MarkPlanDispatched(ctx, store.NewID(), plan.ID, clock)
+		return err
+	}, true)
 	got = e.step("action result with vm state", func() error {
 		_, err := st.ApplyActionResult(ctx, enr.AgentID, store.ActionResult{
 			ActionID: action.ID, Status: store.StatusSucceeded, VMState: store.VMStopped, At: clock,

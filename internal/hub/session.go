@@ -585,15 +585,12 @@ func (s *session) onCertRenew(id string, m agentproto.CertRenew) {
 
 func (s *session) onPlanAck(id string, m agentproto.PlanAck) {
 	h := s.hub
-	// MarkPlanDispatched is not agent-scoped: check ownership first so an
-	// agent cannot advance another agent's plan.
-	p, err := h.store.GetPlan(s.ctx, s.id.TenantID, m.PlanID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && p.AgentID != s.id.AgentID) {
+	// The store scopes the change to this agent: another agent's plan is
+	// not found, so an agent cannot advance it.
+	_, err := h.store.MarkPlanDispatched(s.ctx, s.id.AgentID, m.PlanID, h.now())
+	if errors.Is(err, store.ErrNotFound) {
 		s.sendError(id, agentproto.ErrorCodeUnexpected, "plan "+m.PlanID.String()+" is not a plan of this agent")
 		return
-	}
-	if err == nil {
-		err = h.store.MarkPlanDispatched(s.ctx, m.PlanID, h.now())
 	}
 	if err != nil {
 		h.log.Error("marking plan dispatched", logKeyAgent, s.id.AgentID, "plan_id", m.PlanID, logKeyErr, err)

@@ -160,7 +160,17 @@ func TestForeignActionAndExecutionRefused(t *testing.T) {
 	require.Equal(t, "logs", c.expect(agentproto.TypeError).ID)
 
 	c.send(agentproto.TypePlanAck, "ack", &agentproto.PlanAck{PlanID: p.ID})
-	require.Equal(t, "ack", c.expect(agentproto.TypeError).ID)
+	env = c.expect(agentproto.TypeError)
+	require.Equal(t, "ack", env.ID)
+	msg, err = agentproto.DecodeData[agentproto.Error](env)
+	require.NoError(t, err)
+	require.Equal(t, agentproto.ErrorCodeUnexpected, msg.Code, "another agent's plan is refused, not an internal error")
+	c.send(agentproto.TypePlanAck, "unknown", &agentproto.PlanAck{PlanID: store.NewID()})
+	env = c.expect(agentproto.TypeError)
+	require.Equal(t, "unknown", env.ID)
+	msg, err = agentproto.DecodeData[agentproto.Error](env)
+	require.NoError(t, err)
+	require.Equal(t, agentproto.ErrorCodeUnexpected, msg.Code)
 
 	got := e.plan(p.ID)
 	require.Equal(t, store.StatusPending, got.Status)

@@ -432,9 +432,13 @@ type Store interface {
 	// PendingPlans returns the agent's plans that are not terminal, oldest
 	// first, with their actions.
 	PendingPlans(ctx context.Context, agentID uuid.UUID) ([]Plan, error)
-	// MarkPlanDispatched moves a pending plan (and its pending actions) to
-	// dispatched.
-	MarkPlanDispatched(ctx context.Context, planID uuid.UUID, at time.Time) error
+	// MarkPlanDispatched moves a pending plan of agentID (and its pending
+	// actions and executions) to dispatched in one transaction, and returns
+	// the plan with its actions as stored after the change. A plan past
+	// pending is left alone and returned as it is, so a repeated
+	// acknowledgement is harmless. A plan of another agent, or an unknown
+	// plan, is ErrNotFound and nothing changes.
+	MarkPlanDispatched(ctx context.Context, agentID, planID uuid.UUID, at time.Time) (Plan, error)
 	// ApplyActionResult records an action result reported by agentID:
 	// action, execution, VM actual state and the plan's status (succeeded
 	// when all actions succeeded, failed when one failed) in one

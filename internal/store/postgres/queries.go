@@ -211,17 +211,22 @@ const (
 	// The actions of a whole page of plans in one query.
 	qActionsOfPlans = `SELECT ` + actionCols + ` FROM plan_actions
 		WHERE plan_id = ANY($1::uuid[]) ORDER BY plan_id, seq`
+	// Moves a pending plan of agent $2 and its children in one statement;
+	// the children move only when the plan itself just left pending. The
+	// statement's own snapshot cannot see what it changed, so the plan is
+	// read back by the next statement of the transaction.
 	qDispatchPlan = `WITH p AS (
-			UPDATE plans SET status = 'dispatched', updated_at = $2
-			WHERE id = $1 AND status = 'pending' RETURNING id
+			UPDATE plans SET status = 'dispatched', updated_at = $3
+			WHERE id = $1 AND agent_id = $2 AND status = 'pending' RETURNING id
 		), a AS (
-			UPDATE plan_actions SET status = 'dispatched', updated_at = $2
+			UPDATE plan_actions SET status = 'dispatched', updated_at = $3
 			WHERE plan_id IN (SELECT id FROM p) AND status = 'pending'
 		), e AS (
 			UPDATE executions SET status = 'dispatched'
 			WHERE plan_id IN (SELECT id FROM p) AND status = 'pending'
 		)
-		SELECT EXISTS (SELECT 1 FROM plans WHERE id = $1)`
+		SELECT count(*) FROM p`
+	qAgentPlan = `SELECT ` + planCols + ` FROM plans WHERE id = $1 AND agent_id = $2`
 	// The action joined with its plan's owner, so a result from the wrong
 	// agent finds nothing. Locking the plan row serialises the results of
 	// one plan, so its status is computed from a stable set of actions.

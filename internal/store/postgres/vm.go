@@ -234,18 +234,41 @@ func (s *Store) PendingPlans(ctx context.Context, agentID uuid.UUID) ([]store.Pl
 	return plans, nil
 }
 
-// MarkPlanDispatched moves a pending plan, its pending actions and their
-// executions to dispatched in one statement; a plan past pending is left
-// alone.
-func (s *Store) MarkPlanDispatched(ctx context.Context, planID uuid.UUID, at time.Time) error {
-	var exists bool
-	if err := s.pool.QueryRow(ctx, qDispatchPlan, planID, ts(at)).Scan(&exists); err != nil {
-		return fmt.Errorf("dispatching plan %s: %w", planID, translate(err))
+// MarkPlanDispatched moves a pending plan of agentID, its pending actions
+// and their executions to dispatched, and returns the plan as stored after
+// the change, in one transaction. A plan past pending is left alone and
+// returned as it is; another agent's plan or an unknown one is
+// store.ErrNotFound.
+func (s *Store) MarkPlanDispatched(ctx context.Context, agentID, planID uuid.UUID, at time.Time) (store.Plan, error) {
+	var plan store.Plan
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(qDispatchPlan, planID, agentID, ts(at))
+		b.Queue(qAgentPlan, planID, agentID)
+		br := tx.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return translate(err)
+		}
+		p, err := scanPlan(br.QueryRow())
+		if err != nil {
+			_ = br.Close()
+			return err
+		}
+		if err := br.Close(); err != nil {
+			return translate(err)
+		}
+		plans := []store.Plan{p}
+		if err := withActions(ctx, tx, plans); err != nil {
+			return err
+		}
+		plan = plans[0]
+		return nil
+	})
+	if err != nil {
+		return store.Plan{}, fmt.Errorf("marking plan %s dispatched: %w", planID, translate(err))
 	}
-	if !exists {
-		return fmt.Errorf("dispatching plan %s: %w", planID, store.ErrNotFound)
-	}
-	return nil
+	return plan, nil
 }
 
 // ApplyActionResult records an agent's result for one action and rolls the

@@ -177,11 +177,14 @@ func loadActions(ctx context.Context, q interface {
 	return nil
 }
 
-// MarkPlanDispatched moves a pending plan and its pending actions and
-// executions to dispatched. A plan already past pending is left alone.
-func (s *Store) MarkPlanDispatched(ctx context.Context, planID uuid.UUID, at time.Time) error {
+// MarkPlanDispatched moves a pending plan of agentID and its pending
+// actions and executions to dispatched, and returns the plan as stored
+// after the change. A plan already past pending is left alone and returned
+// as it is; another agent's plan or an unknown one is store.ErrNotFound.
+func (s *Store) MarkPlanDispatched(ctx context.Context, agentID, planID uuid.UUID, at time.Time) (store.Plan, error) {
+	var p store.Plan
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, qDispatchPlan, planID, micros(at))
+		res, err := tx.ExecContext(ctx, qDispatchPlan, planID, agentID, micros(at))
 		if err != nil {
 			return translate(err)
 		}
@@ -189,28 +192,26 @@ func (s *Store) MarkPlanDispatched(ctx context.Context, planID uuid.UUID, at tim
 		if err != nil {
 			return translate(err)
 		}
-		if n == 0 {
-			var exists bool
-			if err := tx.QueryRowContext(ctx, qPlanExists, planID).Scan(&exists); err != nil {
+		// Only a plan that just left pending has children to move; for
+		// one already past pending (a repeated ack) nothing is rewritten.
+		if n > 0 {
+			if _, err := tx.ExecContext(ctx, qDispatchActions, planID, micros(at)); err != nil {
 				return translate(err)
 			}
-			if !exists {
-				return store.ErrNotFound
+			if _, err := tx.ExecContext(ctx, qDispatchExecutions, planID); err != nil {
+				return translate(err)
 			}
-			return nil
 		}
-		if _, err := tx.ExecContext(ctx, qDispatchActions, planID, micros(at)); err != nil {
-			return translate(err)
+		p, err = scanPlan(tx.QueryRowContext(ctx, qGetAgentPlan, planID, agentID))
+		if err != nil {
+			return err
 		}
-		if _, err := tx.ExecContext(ctx, qDispatchExecutions, planID); err != nil {
-			return translate(err)
-		}
-		return nil
+		return loadActions(ctx, tx, []*store.Plan{&p})
 	})
 	if err != nil {
-		return fmt.Errorf("marking plan %s dispatched: %w", planID, err)
+		return store.Plan{}, fmt.Errorf("marking plan %s dispatched: %w", planID, err)
 	}
-	return nil
+	return p, nil
 }
 
 // ApplyActionResult records an action result from agentID and derives the

@@ -172,13 +172,14 @@ const (
 	qActionsOfPlans = `SELECT ` + actionCols + ` FROM plan_actions
 		WHERE plan_id IN (SELECT value FROM json_each(?1))
 		ORDER BY plan_id, seq`
-	qDispatchPlan = `UPDATE plans SET status = 'dispatched', updated_at = ?2
-		WHERE id = ?1 AND status = 'pending'`
+	// Scoped to the owning agent, so an agent cannot advance another's plan.
+	qDispatchPlan = `UPDATE plans SET status = 'dispatched', updated_at = ?3
+		WHERE id = ?1 AND agent_id = ?2 AND status = 'pending'`
 	qDispatchActions = `UPDATE plan_actions SET status = 'dispatched', updated_at = ?2
 		WHERE plan_id = ?1 AND status = 'pending'`
 	qDispatchExecutions = `UPDATE executions SET status = 'dispatched'
 		WHERE plan_id = ?1 AND status = 'pending'`
-	qPlanExists = `SELECT EXISTS (SELECT 1 FROM plans WHERE id = ?1)`
+	qGetAgentPlan = `SELECT ` + planCols + ` FROM plans WHERE id = ?1 AND agent_id = ?2`
 	// The action joined with its plan's owner, so a result from the wrong
 	// agent finds nothing.
 	qActionForAgent = `SELECT a.plan_id, a.status, a.vm_id, a.tenant_id FROM plan_actions a

@@ -830,7 +830,8 @@ func testPlans(t *testing.T, f *fixture) {
 	otherSite := f.site(mine.tenant.ID)
 	otherAgent, _ := f.enroll(otherSite)
 	q := f.plan(otherAgent)
-	require.NoError(t, f.s.MarkPlanDispatched(f.ctx, q.ID, base))
+	_, err = f.s.MarkPlanDispatched(f.ctx, otherAgent.ID, q.ID, base)
+	require.NoError(t, err)
 	tests := []struct {
 		name   string
 		tenant uuid.UUID
@@ -859,11 +860,12 @@ func testPlans(t *testing.T, f *fixture) {
 func testPlanDispatch(t *testing.T, f *fixture) {
 	sc := newScope(f)
 	other := newScope(f)
+	sibling, _ := f.enroll(sc.site) // another agent of the same tenant and site
 	older := f.newPlan(sc.agent, base)
 	require.NoError(t, f.s.CreatePlan(f.ctx, older))
 	newer := f.newPlan(sc.agent, base.Add(time.Second))
 	require.NoError(t, f.s.CreatePlan(f.ctx, newer))
-	f.plan(other.agent)
+	theirs := f.plan(other.agent)
 
 	pending, err := f.s.PendingPlans(f.ctx, sc.agent.ID)
 	require.NoError(t, err)
@@ -872,34 +874,83 @@ func testPlanDispatch(t *testing.T, f *fixture) {
 	requirePlan(t, normalisePlan(newer), pending[1])
 
 	at := base.Add(time.Minute)
-	require.NoError(t, f.s.MarkPlanDispatched(f.ctx, older.ID, at))
-	got, err := f.s.GetPlan(f.ctx, sc.tenant.ID, older.ID)
-	require.NoError(t, err)
-	require.Equal(t, store.StatusDispatched, got.Status)
-	for _, a := range got.Actions {
-		require.Equal(t, store.StatusDispatched, a.Status)
+	dispatched := normalisePlan(older)
+	dispatched.Status, dispatched.UpdatedAt = store.StatusDispatched, ts(at)
+	for i := range dispatched.Actions {
+		dispatched.Actions[i].Status, dispatched.Actions[i].UpdatedAt = store.StatusDispatched, ts(at)
 	}
+	got, err := f.s.MarkPlanDispatched(f.ctx, sc.agent.ID, older.ID, at)
+	require.NoError(t, err)
+	requirePlan(t, dispatched, got)
+	stored, err := f.s.GetPlan(f.ctx, sc.tenant.ID, older.ID)
+	require.NoError(t, err)
+	requirePlan(t, got, stored)
+	requireExecutions(t, f, stored, store.StatusDispatched)
 	pending, err = f.s.PendingPlans(f.ctx, sc.agent.ID)
 	require.NoError(t, err)
 	require.Equal(t, []uuid.UUID{older.ID, newer.ID}, ids(pending, func(p store.Plan) uuid.UUID { return p.ID }),
 		"a dispatched plan stays pending until its results arrive")
 
-	require.ErrorIs(t, f.s.MarkPlanDispatched(f.ctx, store.NewID(), at), store.ErrNotFound)
+	tests := []struct {
+		name    string
+		agentID uuid.UUID
+		plan    store.Plan // as stored before the call, and after it
+		unknown bool       // the plan does not exist
+		wantErr error
+	}{
+		{name: "repeat returns the plan unchanged", agentID: sc.agent.ID, plan: dispatched},
+		{name: "another agent's pending plan", agentID: sibling.ID, plan: normalisePlan(newer), wantErr: store.ErrNotFound},
+		{name: "another agent's dispatched plan", agentID: sibling.ID, plan: dispatched, wantErr: store.ErrNotFound},
+		{name: "another tenant's plan", agentID: sc.agent.ID, plan: normalisePlan(theirs), wantErr: store.ErrNotFound},
+		{name: "unknown agent", agentID: store.NewID(), plan: normalisePlan(newer), wantErr: store.ErrNotFound},
+		{name: "unknown plan", agentID: sc.agent.ID, plan: store.Plan{ID: store.NewID()}, unknown: true, wantErr: store.ErrNotFound},
+	}
+	// The cases share the fixture's plans and none of them may change
+	// one, so they run in order, each checking what is stored after it.
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := f.s.MarkPlanDispatched(f.ctx, tc.agentID, tc.plan.ID, at.Add(time.Hour))
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+			} else {
+				require.NoError(t, err)
+				requirePlan(t, tc.plan, got)
+			}
+			if tc.unknown {
+				return
+			}
+			stored, err := f.s.GetPlan(f.ctx, tc.plan.TenantID, tc.plan.ID)
+			require.NoError(t, err)
+			requirePlan(t, tc.plan, stored)
+			requireExecutions(t, f, stored, tc.plan.Status)
+		})
+	}
 
 	none, err := f.s.PendingPlans(f.ctx, store.NewID())
 	require.NoError(t, err)
 	require.Empty(t, none)
 }
 
+// requireExecutions checks that every action's execution has status.
+func requireExecutions(t *testing.T, f *fixture, p store.Plan, status string) {
+	t.Helper()
+	for i, a := range p.Actions {
+		exec, err := f.s.GetExecution(f.ctx, p.TenantID, a.ExecutionID)
+		require.NoError(t, err)
+		require.Equal(t, status, exec.Status, "execution of action %d", i)
+	}
+}
+
 func testApplyActionResult(t *testing.T, f *fixture) {
 	sc, other := newScope(f), newScope(f)
 	vm := f.vm(sc.site, sc.host.ID)
 	p := f.plan(sc.agent, vm.ID, uuid.Nil)
-	require.NoError(t, f.s.MarkPlanDispatched(f.ctx, p.ID, base))
+	_, err := f.s.MarkPlanDispatched(f.ctx, sc.agent.ID, p.ID, base)
+	require.NoError(t, err)
 	first, second := p.Actions[0], p.Actions[1]
 	t1, t2, t3 := base.Add(time.Second), base.Add(2*time.Second), base.Add(3*time.Second)
 
-	_, err := f.s.ApplyActionResult(f.ctx, other.agent.ID, store.ActionResult{ActionID: first.ID, Status: store.StatusSucceeded, At: t1})
+	_, err = f.s.ApplyActionResult(f.ctx, other.agent.ID, store.ActionResult{ActionID: first.ID, Status: store.StatusSucceeded, At: t1})
 	require.ErrorIs(t, err, store.ErrNotFound, "another agent's action")
 	_, err = f.s.ApplyActionResult(f.ctx, sc.agent.ID, store.ActionResult{ActionID: store.NewID(), Status: store.StatusSucceeded, At: t1})
 	require.ErrorIs(t, err, store.ErrNotFound, "an unknown action")
@@ -951,7 +1002,8 @@ func testPlanFailure(t *testing.T, f *fixture) {
 	sc := newScope(f)
 	vm := f.vm(sc.site, sc.host.ID)
 	p := f.plan(sc.agent, vm.ID, vm.ID)
-	require.NoError(t, f.s.MarkPlanDispatched(f.ctx, p.ID, base))
+	_, err := f.s.MarkPlanDispatched(f.ctx, sc.agent.ID, p.ID, base)
+	require.NoError(t, err)
 	at := base.Add(time.Second)
 
 	got, err := f.s.ApplyActionResult(f.ctx, sc.agent.ID, store.ActionResult{
