@@ -120,7 +120,7 @@ type (
 		gen    int
 		events <-chan data.Event
 	}
-	actionMsg       struct {
+	actionMsg struct {
 		label string
 		plan  data.Plan
 		err   error

@@ -70,11 +70,14 @@ type CellStyler func(col int, cell string) lipgloss.Style
 type Model struct {
 	KeyMap KeyMap
 
-	cols    []Column
-	rcols   []render.Column
-	widths  []int
-	rows    []Row
-	index   map[string]int
+	cols   []Column
+	rcols  []render.Column
+	widths []int
+	rows   []Row
+	index  map[string]int
+	// order holds every row index, sorted; view is the filtered subsequence
+	// of order, so a filter keystroke never re-sorts.
+	order   []int
 	view    []int
 	cursor  int
 	offset  int
@@ -143,17 +146,48 @@ func (m *Model) SetRows(rows []Row) {
 	m.refresh(sel)
 }
 
-// Upsert adds or replaces one row.
+// Upsert adds or replaces one row. The common cases (a row changes without
+// moving, a row is added) cost a binary search, not a re-sort, so a
+// 10,000-row list keeps up with a stream of events.
 func (m *Model) Upsert(r Row) {
-	sel := m.selectedID()
 	r.search = searchKey(r.Cells)
-	if i, ok := m.index[r.ID]; ok {
-		m.rows[i] = r
-	} else {
-		m.index[r.ID] = len(m.rows)
+	i, ok := m.index[r.ID]
+	if !ok {
+		i = len(m.rows)
+		m.index[r.ID] = i
 		m.rows = append(m.rows, r)
+		m.insertView(i)
+		return
 	}
-	m.refresh(sel)
+	old := m.rows[i]
+	m.rows[i] = r
+	if m.compareRows(&old, &r) != 0 {
+		m.refresh(m.selectedID())
+		return
+	}
+	if wasIn := m.filter == "" || strings.Contains(old.search, m.filter); wasIn != m.matches(i) {
+		m.refilter(m.selectedID())
+	}
+}
+
+func (m *Model) matches(i int) bool {
+	return m.filter == "" || strings.Contains(m.rows[i].search, m.filter)
+}
+
+// insertView puts the new row i into the sorted order and, when it passes
+// the filter, into the view, keeping the cursor on the row it was on.
+func (m *Model) insertView(i int) {
+	pos, _ := slices.BinarySearchFunc(m.order, i, m.compare)
+	m.order = slices.Insert(m.order, pos, i)
+	if !m.matches(i) {
+		return
+	}
+	vpos, _ := slices.BinarySearchFunc(m.view, i, m.compare)
+	m.view = slices.Insert(m.view, vpos, i)
+	if vpos <= m.cursor && len(m.view) > 1 {
+		m.cursor++
+	}
+	m.clampOffset()
 }
 
 // Remove deletes the row with id, if any.
@@ -181,7 +215,7 @@ func (m Model) Visible() int { return len(m.view) }
 func (m *Model) SetFilter(f string) {
 	sel := m.selectedID()
 	m.filter = strings.ToLower(f)
-	m.refresh(sel)
+	m.refilter(sel)
 }
 
 // Filter returns the current filter.
@@ -231,36 +265,52 @@ func searchKey(cells []string) string {
 	return strings.ToLower(strings.Join(cells, "\x00"))
 }
 
-// refresh recomputes the filtered, sorted view and puts the cursor back on
-// sel when it is still shown.
+// refresh re-sorts every row and refilters, putting the cursor back on sel
+// when it is still shown.
 func (m *Model) refresh(sel string) {
-	m.view = m.view[:0]
+	m.order = m.order[:0]
 	for i := range m.rows {
-		if m.filter == "" || strings.Contains(m.rows[i].search, m.filter) {
+		m.order = append(m.order, i)
+	}
+	slices.SortFunc(m.order, m.compare)
+	m.refilter(sel)
+}
+
+// refilter recomputes the view from the sorted order.
+func (m *Model) refilter(sel string) {
+	m.view = m.view[:0]
+	for _, i := range m.order {
+		if m.matches(i) {
 			m.view = append(m.view, i)
 		}
 	}
-	col, numeric := m.sortCol, m.sortCol < len(m.cols) && m.cols[m.sortCol].Numeric
-	slices.SortStableFunc(m.view, func(a, b int) int {
-		ra, rb := &m.rows[a], &m.rows[b]
-		var c int
-		if numeric {
-			c = cmp.Compare(num(ra, col), num(rb, col))
-		} else {
-			c = strings.Compare(cell(ra, col), cell(rb, col))
-		}
-		if c == 0 {
-			c = strings.Compare(ra.ID, rb.ID)
-		}
-		if m.desc {
-			return -c
-		}
-		return c
-	})
 	if sel == "" || !m.Select(sel) {
 		m.cursor = min(m.cursor, max(len(m.view)-1, 0))
 	}
 	m.clampOffset()
+}
+
+// compare orders rows a and b by the sort column, then by id so the order
+// is total and stable across refreshes.
+func (m *Model) compare(a, b int) int {
+	return m.compareRows(&m.rows[a], &m.rows[b])
+}
+
+func (m *Model) compareRows(ra, rb *Row) int {
+	col := m.sortCol
+	var c int
+	if col < len(m.cols) && m.cols[col].Numeric {
+		c = cmp.Compare(num(ra, col), num(rb, col))
+	} else {
+		c = strings.Compare(cell(ra, col), cell(rb, col))
+	}
+	if c == 0 {
+		c = strings.Compare(ra.ID, rb.ID)
+	}
+	if m.desc {
+		return -c
+	}
+	return c
 }
 
 func num(r *Row, i int) float64 {
