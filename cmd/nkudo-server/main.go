@@ -84,6 +84,8 @@ first start and reused after. NKUDO_ADMIN_KEY must be set.`,
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "grace period for in-flight requests on SIGTERM [HTTP_SHUTDOWN_TIMEOUT]")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error [NKUDO_LOG_LEVEL]")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json [NKUDO_LOG_FORMAT]")
+	f.StringVar(&cfg.NetBirdAPIURL, "netbird-api-url", cfg.NetBirdAPIURL, "NetBird Management API URL; empty turns NetBird off (token from NETBIRD_API_TOKEN) [NETBIRD_API_URL]")
+	f.StringVar(&cfg.NetBirdManagementURL, "netbird-management-url", cfg.NetBirdManagementURL, "management URL agents join with; default the API URL's origin [NETBIRD_MANAGEMENT_URL]")
 	return cmd
 }
 

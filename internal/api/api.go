@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubedoio/n-kudo/internal/event"
 	"github.com/kubedoio/n-kudo/internal/hub"
+	"github.com/kubedoio/n-kudo/internal/mesh"
 	"github.com/kubedoio/n-kudo/internal/pki"
 	"github.com/kubedoio/n-kudo/internal/store"
 )
@@ -64,6 +65,10 @@ type Options struct {
 	// Events is the live change feed served at GET /v1/events; without it
 	// that route answers 503.
 	Events *event.Broker
+	// NetBird, when set, mints sealed setup keys for tokens of
+	// NetBird-enabled sites, removes revoked agents' peers and adds the
+	// management side to host views. Nil turns NetBird integration off.
+	NetBird *mesh.Mesh
 }
 
 // API is the JSON API: a Gin engine with its middleware and handlers.
@@ -80,6 +85,7 @@ type API struct {
 	agentCertTTL time.Duration
 	hub          *hub.Hub
 	events       *event.Broker
+	netbird      *mesh.Mesh
 	// streamsDone is closed by CloseStreams to end live log streams.
 	streamsDone  chan struct{}
 	closeStreams sync.Once
@@ -145,6 +151,7 @@ func New(opts Options) (*API, error) {
 		agentCertTTL: opts.AgentCertTTL,
 		hub:          opts.Hub,
 		events:       opts.Events,
+		netbird:      opts.NetBird,
 		streamsDone:  make(chan struct{}),
 		limits:       limits,
 		ipLim:        newLimiterTable(limits.PerIP, limits.PerIPBurst, limits),

@@ -51,6 +51,9 @@ type enrollView struct {
 	Certificate string    `json:"certificate"`
 	CA          string    `json:"ca"`
 	ExpiresAt   time.Time `json:"expires_at"`
+	// NetBird carries the site's setup key when one was minted for the
+	// token; this answer is the only place it is ever sent.
+	NetBird *enrollNetBirdView `json:"netbird,omitempty"`
 }
 
 // enroll turns an enrollment token and a CSR into an agent identity. The
@@ -137,6 +140,7 @@ func (a *API) enroll(c *gin.Context) {
 	c.JSON(http.StatusCreated, enrollView{
 		AgentID: agent.ID, HostID: host.ID, SiteID: tok.SiteID, TenantID: tok.TenantID,
 		Certificate: string(certPEM), CA: string(a.authority.CACertPEM()), ExpiresAt: notAfter.UTC(),
+		NetBird: a.enrollNetBird(ctx, tok, req.Token),
 	})
 }
 

@@ -54,7 +54,8 @@ func (a *API) createEnrollmentToken(c *gin.Context) {
 	}
 	tenant := tenantOf(c)
 	ctx := c.Request.Context()
-	if _, err := a.store.GetSite(ctx, tenant, siteID); err != nil {
+	site, err := a.store.GetSite(ctx, tenant, siteID)
+	if err != nil {
 		a.writeError(c, fmt.Errorf("getting site %s: %w", siteID, err))
 		return
 	}
@@ -70,7 +71,16 @@ func (a *API) createEnrollmentToken(c *gin.Context) {
 		CreatedAt: now,
 	}
 	setAuditTarget(c, t.ID.String())
+	// The setup key is minted before the token is stored: a token of a
+	// NetBird-enabled site without its key would enroll hosts that can
+	// never join the mesh.
+	t.NetBirdSetupKeyID, t.NetBirdSetupKeySealed, err = a.mintSetupKey(c, site, t.ID, secret)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
 	if err := a.store.CreateEnrollmentToken(ctx, t); err != nil {
+		a.dropSetupKey(ctx, t.NetBirdSetupKeyID)
 		a.writeError(c, fmt.Errorf("creating enrollment token for site %s: %w", siteID, err))
 		return
 	}

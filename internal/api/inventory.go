@@ -27,7 +27,7 @@ func (a *API) listHosts(c *gin.Context) {
 		a.writeError(c, fmt.Errorf("listing hosts: %w", err))
 		return
 	}
-	c.JSON(http.StatusOK, newList(rows, more, func(h store.Host) uuid.UUID { return h.ID }, viewHost))
+	c.JSON(http.StatusOK, newList(rows, more, func(h store.Host) uuid.UUID { return h.ID }, a.hostView))
 }
 
 func (a *API) getHost(c *gin.Context) {
@@ -41,7 +41,7 @@ func (a *API) getHost(c *gin.Context) {
 		a.writeError(c, fmt.Errorf("getting host %s: %w", id, err))
 		return
 	}
-	c.JSON(http.StatusOK, viewHost(h))
+	c.JSON(http.StatusOK, a.hostView(h))
 }
 
 func (a *API) listAgents(c *gin.Context) {
@@ -75,6 +75,7 @@ func (a *API) revokeAgent(c *gin.Context) {
 	if a.revoked != nil {
 		a.revoked(g)
 	}
+	a.removePeer(c, g)
 	c.JSON(http.StatusOK, viewAgent(g))
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -39,6 +40,17 @@ type Config struct {
 
 	LogLevel  string // debug, info, warn, error (NKUDO_LOG_LEVEL)
 	LogFormat string // text or json (NKUDO_LOG_FORMAT)
+
+	// NetBird Management API; NetBird integration is off when the URL is
+	// empty.
+	NetBirdAPIURL string // NETBIRD_API_URL
+	// NetBirdAPIToken is a personal access token; env only, never logged
+	// (NETBIRD_API_TOKEN).
+	NetBirdAPIToken string
+	// NetBirdManagementURL is what agents pass to `netbird up
+	// --management-url`; empty means the API URL's origin
+	// (NETBIRD_MANAGEMENT_URL).
+	NetBirdManagementURL string
 }
 
 // MinAdminKeyLen keeps guessable bootstrap keys out of production.
@@ -139,6 +151,9 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 	}
 	str("NKUDO_LOG_LEVEL", &c.LogLevel)
 	str("NKUDO_LOG_FORMAT", &c.LogFormat)
+	str("NETBIRD_API_URL", &c.NetBirdAPIURL)
+	str("NETBIRD_API_TOKEN", &c.NetBirdAPIToken)
+	str("NETBIRD_MANAGEMENT_URL", &c.NetBirdManagementURL)
 	return errors.Join(errs...)
 }
 
@@ -214,7 +229,72 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--log-format: %q is not text or json", c.LogFormat))
 	}
+	errs = append(errs, c.validateNetBird()...)
 	return errors.Join(errs...)
+}
+
+// NetBirdEnabled reports whether the NetBird integration is configured.
+func (c Config) NetBirdEnabled() bool { return c.NetBirdAPIURL != "" }
+
+// ManagementURL is the NetBird management URL handed to agents: the
+// configured one, else the API URL's origin (NetBird serves both).
+func (c Config) ManagementURL() string {
+	if c.NetBirdManagementURL != "" {
+		return c.NetBirdManagementURL
+	}
+	u, err := url.Parse(c.NetBirdAPIURL)
+	if err != nil {
+		return ""
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
+}
+
+func (c Config) validateNetBird() []error {
+	if c.NetBirdAPIURL == "" {
+		if c.NetBirdManagementURL != "" {
+			return []error{errors.New("NETBIRD_MANAGEMENT_URL needs --netbird-api-url (NETBIRD_API_URL)")}
+		}
+		return nil
+	}
+	var errs []error
+	if err := secureURL(c.NetBirdAPIURL); err != nil {
+		errs = append(errs, fmt.Errorf("--netbird-api-url (NETBIRD_API_URL): %w", err))
+	}
+	if strings.TrimSpace(c.NetBirdAPIToken) == "" {
+		errs = append(errs, errors.New("NETBIRD_API_TOKEN is required with NETBIRD_API_URL: a NetBird personal access token"))
+	} else if strings.ContainsAny(c.NetBirdAPIToken, "\r\n ") {
+		errs = append(errs, errors.New("NETBIRD_API_TOKEN must be a single word"))
+	}
+	if c.NetBirdManagementURL != "" {
+		if err := secureURL(c.NetBirdManagementURL); err != nil {
+			errs = append(errs, fmt.Errorf("NETBIRD_MANAGEMENT_URL: %w", err))
+		}
+	}
+	return errs
+}
+
+// secureURL accepts an https URL, or http to a loopback host (a local
+// NetBird or a test stand-in): the API token must not cross a network in
+// clear text.
+func secureURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q is not a plain http(s)://HOST[:PORT][/PATH] URL", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if host == "localhost" {
+			return nil
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			return nil
+		}
+		return fmt.Errorf("%q must use https (http only to a loopback address)", raw)
+	}
+	return fmt.Errorf("%q must be an https URL", raw)
 }
 
 func validHostPort(addr string) error {

@@ -20,6 +20,7 @@ import (
 	"github.com/kubedoio/n-kudo/internal/api"
 	"github.com/kubedoio/n-kudo/internal/event"
 	"github.com/kubedoio/n-kudo/internal/hub"
+	"github.com/kubedoio/n-kudo/internal/mesh"
 	"github.com/kubedoio/n-kudo/internal/pki"
 	"github.com/kubedoio/n-kudo/internal/store"
 	"github.com/kubedoio/n-kudo/internal/store/postgres"
@@ -102,6 +103,7 @@ type Server struct {
 	api      *api.API
 	hub      *hub.Hub
 	events   *event.Broker
+	mesh     *mesh.Mesh // nil when NetBird is off
 	registry *prometheus.Registry
 
 	apiLn     net.Listener
@@ -148,6 +150,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		OfflineAfter:      cfg.HeartbeatOfflineAfter,
 		Registerer:        s.registry,
 	})
+	if cfg.NetBirdEnabled() {
+		s.mesh, err = newMesh(cfg, st, log.With("component", "netbird"))
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	s.api, err = api.New(api.Options{
 		Store:          st,
 		Logger:         log,
@@ -160,6 +169,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		AgentCertTTL:   cfg.AgentCertTTL,
 		Hub:            s.hub,
 		Events:         s.events,
+		NetBird:        s.mesh,
 	})
 	if err != nil {
 		s.Close()
@@ -253,6 +263,16 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		return nil
 	})
+	if s.mesh != nil {
+		// Sweeps expired tokens' setup keys and refreshes the peer cache;
+		// stops with the rest on shutdown.
+		g.Go(func() error {
+			if err := s.mesh.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("running netbird integration: %w", err)
+			}
+			return nil
+		})
+	}
 	if s.metricsLn != nil {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))

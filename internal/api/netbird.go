@@ -1,0 +1,178 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/kubedoio/n-kudo/internal/mesh"
+	"github.com/kubedoio/n-kudo/internal/store"
+)
+
+// CodeNetBirdUnavailable answers a token creation for a NetBird-enabled
+// site when NetBird's Management API could not mint the setup key: the
+// token would be useless for joining the mesh, so none is created.
+const CodeNetBirdUnavailable = "netbird_unavailable"
+
+// Audit actions and results of the NetBird side effects, recorded beside
+// the audit event of the call that caused them.
+const (
+	auditNetBirdMint       = "netbird.setup_key.mint"
+	auditNetBirdPeerDelete = "netbird.peer.delete"
+	auditNetBirdNoPeer     = "no_peer"
+)
+
+// netbirdTimeout bounds the NetBird calls made on a request's behalf.
+const netbirdTimeout = 20 * time.Second
+
+var errNetBirdUnavailable = &Error{
+	Status: http.StatusBadGateway, Code: CodeNetBirdUnavailable,
+	Message: "the site has NetBird enabled but NetBird could not mint a setup key; no token was created, try again later",
+}
+
+// enrollNetBirdView is the NetBird part of an enrollment answer: the only
+// place the plaintext setup key ever leaves the server.
+type enrollNetBirdView struct {
+	SetupKey      string `json:"setup_key"`
+	ManagementURL string `json:"management_url,omitempty"`
+}
+
+// mintSetupKey mints and seals the setup key of a new token when the site
+// has NetBird enabled and the adapter is configured. Failing is final for
+// the token: the caller answers errNetBirdUnavailable.
+func (a *API) mintSetupKey(c *gin.Context, site store.Site, tokenID uuid.UUID, secret string) (keyID string, sealed []byte, err error) {
+	if a.netbird == nil || !site.NetBirdEnabled {
+		return "", nil, nil
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), netbirdTimeout)
+	defer cancel()
+	keyID, sealed, err = a.netbird.MintForToken(ctx, site, tokenID, secret)
+	result := auditOK
+	if err != nil {
+		result = CodeNetBirdUnavailable
+		a.log.LogAttrs(ctx, slog.LevelError, "minting netbird setup key failed",
+			slog.String(logKeyRequestID, requestID(c)), slog.String("site_id", site.ID.String()),
+			slog.String(logKeyError, err.Error()))
+	}
+	a.auditSideEffect(c, site.TenantID, auditNetBirdMint, tokenID.String(), result)
+	if err != nil {
+		return "", nil, errNetBirdUnavailable
+	}
+	return keyID, sealed, nil
+}
+
+// dropSetupKey revokes a minted key whose token could not be stored, so no
+// usable key is left behind that the expiry sweep cannot find.
+func (a *API) dropSetupKey(ctx context.Context, keyID string) {
+	if keyID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), netbirdTimeout)
+	defer cancel()
+	if err := a.netbird.RevokeKey(ctx, keyID); err != nil {
+		a.log.LogAttrs(ctx, slog.LevelError, "revoking setup key of a token that was not created failed",
+			slog.String("setup_key_id", keyID), slog.String(logKeyError, err.Error()))
+	}
+}
+
+// enrollNetBird opens the setup key sealed with the presented token. The
+// enrollment has happened by then; a key that does not open is logged
+// (never the key) and left out rather than failing it.
+func (a *API) enrollNetBird(ctx context.Context, tok store.EnrollmentToken, secret string) *enrollNetBirdView {
+	if len(tok.NetBirdSetupKeySealed) == 0 {
+		return nil
+	}
+	key, err := mesh.Open(secret, tok.ID, tok.NetBirdSetupKeySealed)
+	if err != nil {
+		a.log.LogAttrs(ctx, slog.LevelError, "opening sealed netbird setup key failed",
+			slog.String("token_id", tok.ID.String()), slog.String(logKeyError, err.Error()))
+		return nil
+	}
+	v := &enrollNetBirdView{SetupKey: key}
+	if a.netbird != nil {
+		v.ManagementURL = a.netbird.ManagementURL()
+	}
+	return v
+}
+
+// removePeer deletes the NetBird peer of a revoked agent's host, best
+// effort: the revocation stands whatever NetBird says, and the outcome is
+// in the audit log.
+func (a *API) removePeer(c *gin.Context, g store.Agent) {
+	if a.netbird == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), netbirdTimeout)
+	defer cancel()
+	result := auditOK
+	h, err := a.store.GetHost(ctx, g.TenantID, g.HostID)
+	if err == nil {
+		_, err = a.netbird.RemovePeer(ctx, h)
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, mesh.ErrNoPeer):
+		result = auditNetBirdNoPeer
+	case errors.Is(err, mesh.ErrUnavailable):
+		result = CodeNetBirdUnavailable
+	default:
+		result = CodeInternal
+	}
+	if err != nil {
+		a.log.LogAttrs(ctx, slog.LevelWarn, "removing netbird peer of revoked agent failed",
+			slog.String("agent_id", g.ID.String()), slog.String(logKeyError, err.Error()))
+	}
+	a.auditSideEffect(c, g.TenantID, auditNetBirdPeerDelete, g.ID.String(), result)
+}
+
+// hostView is viewHost plus, when NetBird is on and the cached peer list
+// knows the host, the management side under netbird.management.
+func (a *API) hostView(h store.Host) hostView {
+	v := viewHost(h)
+	if a.netbird == nil {
+		return v
+	}
+	peer, ok := a.netbird.Peer(h)
+	if !ok {
+		return v
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(v.NetBird, &obj); err != nil || obj == nil {
+		obj = map[string]json.RawMessage{}
+	}
+	mgmt, err := json.Marshal(peer)
+	if err != nil {
+		return v
+	}
+	obj["management"] = mgmt
+	if merged, err := json.Marshal(obj); err == nil {
+		v.NetBird = merged
+	}
+	return v
+}
+
+// auditSideEffect records an audit event for something a call did beyond
+// its own object, attributed to the call's principal.
+func (a *API) auditSideEffect(c *gin.Context, tenant uuid.UUID, action, target, result string) {
+	actor := "system"
+	if p, ok := principalOf(c); ok {
+		actor = p.actor()
+	}
+	ev := store.AuditEvent{
+		ID: store.NewID(), TenantID: tenant, Actor: actor, Action: action, Target: target,
+		Result: result, RequestID: requestID(c), At: a.now(),
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 5*time.Second)
+	defer cancel()
+	if err := a.store.AppendAudit(ctx, ev); err != nil {
+		a.log.LogAttrs(ctx, slog.LevelError, "writing audit event failed",
+			slog.String(logKeyRequestID, ev.RequestID), slog.String("action", action),
+			slog.String(logKeyError, err.Error()))
+	}
+}

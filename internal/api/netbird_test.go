@@ -1,0 +1,279 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+	_ "modernc.org/sqlite" // the "sqlite" driver, to inspect the database file
+
+	"github.com/kubedoio/n-kudo/internal/api"
+	"github.com/kubedoio/n-kudo/internal/mesh"
+	"github.com/kubedoio/n-kudo/internal/netbirdapi"
+	"github.com/kubedoio/n-kudo/internal/netbirdapi/nbtest"
+	"github.com/kubedoio/n-kudo/internal/store"
+)
+
+const testManagementURL = "https://netbird.example.test:443"
+
+// netbirdEnv is a channel env whose API has the NetBird integration on,
+// talking to a spec-validating stand-in.
+type netbirdEnv struct {
+	*channelEnv
+	nb     *nbtest.Server
+	client *netbirdapi.Client
+	mesh   *mesh.Mesh
+	dbPath string
+	tenant uuid.UUID
+	admin  string
+}
+
+func newNetBirdEnv(t *testing.T) *netbirdEnv {
+	t.Helper()
+	ne := &netbirdEnv{nb: nbtest.New(t)}
+	var err error
+	// No retries: a 5xx must surface at once, not after backoff sleeps.
+	ne.client, err = netbirdapi.New(netbirdapi.Options{BaseURL: ne.nb.URL(), Token: nbtest.Token, MaxRetries: -1})
+	require.NoError(t, err)
+	ne.channelEnv = newChannelEnv(t, func(o *api.Options) {
+		ne.mesh, err = mesh.New(mesh.Options{Client: ne.client, Store: o.Store, ManagementURL: testManagementURL})
+		require.NoError(t, err)
+		o.NetBird = ne.mesh
+	})
+	// newChannelEnv keeps the database in a TempDir of this test; every
+	// TempDir of a test shares one parent.
+	dbs, err := filepath.Glob(filepath.Join(filepath.Dir(t.TempDir()), "*", "nkudo.db"))
+	require.NoError(t, err)
+	require.Len(t, dbs, 1)
+	ne.dbPath = dbs[0]
+	ne.tenant = ne.createTenant("acme")
+	ne.admin, _ = ne.createKey(ne.tenant, store.RoleAdmin)
+	return ne
+}
+
+func (e *netbirdEnv) netbirdSite(name string, enabled bool, groups ...string) uuid.UUID {
+	e.t.Helper()
+	var out struct{ ID uuid.UUID }
+	e.must(http.StatusCreated, req{method: "POST", path: "/v1/sites", key: e.admin, body: map[string]any{
+		"name": name, "netbird": map[string]any{"enabled": enabled, "groups": groups},
+	}}).json(e.t, &out)
+	return out.ID
+}
+
+// tokenRows counts the enrollment tokens in the database file.
+func (e *netbirdEnv) tokenRows() int {
+	e.t.Helper()
+	db, err := sql.Open("sqlite", "file:"+e.dbPath+"?mode=ro")
+	require.NoError(e.t, err)
+	defer db.Close()
+	var n int
+	require.NoError(e.t, db.QueryRow(`SELECT count(*) FROM enrollment_tokens`).Scan(&n))
+	return n
+}
+
+// auditResults maps audit actions to their results, for the tenant.
+func (e *netbirdEnv) auditResults() map[string][]string {
+	e.t.Helper()
+	evs, _, err := e.store.ListAudit(context.Background(), e.tenant, store.Page{Limit: 500})
+	require.NoError(e.t, err)
+	out := map[string][]string{}
+	for _, ev := range evs {
+		out[ev.Action] = append(out[ev.Action], ev.Result)
+	}
+	return out
+}
+
+func TestNetBirdTokenMintsSealedKeyAndEnrollDeliversIt(t *testing.T) {
+	t.Parallel()
+	e := newNetBirdEnv(t)
+	site := e.netbirdSite("edge-site", true, "edge", "site-a")
+
+	tok := e.token(e.admin, site, 1)
+	keys := e.nb.SetupKeys()
+	require.Len(t, keys, 1)
+	var minted nbtest.SetupKey
+	for _, k := range keys {
+		minted = k
+	}
+	require.Equal(t, []string{"grp-edge", "grp-site-a"}, minted.AutoGroups, "group names resolved to ids")
+	require.Equal(t, 1, minted.UsageLimit)
+	require.Contains(t, e.nb.Calls(), "POST /api/setup-keys")
+	body := e.nb.Bodies("POST /api/setup-keys")[0]
+	require.Equal(t, "one-off", body["type"])
+	require.EqualValues(t, 86400, body["expires_in"])
+
+	// The database holds the key id and sealed bytes, never the key.
+	require.Equal(t, 1, e.tokenRows())
+	requireNotInDB(t, e.dbPath, minted.Key)
+
+	csr, _ := newCSR(t)
+	var out struct {
+		AgentID uuid.UUID `json:"agent_id"`
+		NetBird *struct {
+			SetupKey      string `json:"setup_key"`
+			ManagementURL string `json:"management_url"`
+		} `json:"netbird"`
+	}
+	e.must(http.StatusCreated, req{method: "POST", path: "/v1/enroll",
+		body: map[string]string{"token": tok, "csr": string(csr), "hostname": "edge-9"}}).json(t, &out)
+	require.NotNil(t, out.NetBird, "the answer carries the setup key")
+	require.Equal(t, minted.Key, out.NetBird.SetupKey)
+	require.Equal(t, testManagementURL, out.NetBird.ManagementURL)
+	requireNotInDB(t, e.dbPath, minted.Key)
+	require.Equal(t, []string{"ok"}, e.auditResults()["netbird.setup_key.mint"])
+}
+
+func TestNetBirdTokenWithoutNetBird(t *testing.T) {
+	t.Parallel()
+	e := newNetBirdEnv(t)
+	site := e.netbirdSite("plain", false)
+	tok := e.token(e.admin, site, 1)
+	require.NotContains(t, e.nb.Calls(), "POST /api/setup-keys", "a site without NetBird mints nothing")
+	csr, _ := newCSR(t)
+	resp := e.must(http.StatusCreated, req{method: "POST", path: "/v1/enroll",
+		body: map[string]string{"token": tok, "csr": string(csr), "hostname": "edge-1"}})
+	require.NotContains(t, string(resp.body), `"netbird"`)
+}
+
+func TestNetBirdMintFailureCreatesNoToken(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		route string
+		reply nbtest.Reply
+	}{
+		{"setup key 500", "POST /api/setup-keys", nbtest.Reply{Status: 500, Body: `{"message":"boom","code":500}`}},
+		{"groups 503", "GET /api/groups", nbtest.Reply{Status: 503, Body: `{"message":"down","code":503}`}},
+		{"token refused", "POST /api/setup-keys", nbtest.Reply{Status: 401, Body: `{"message":"token invalid","code":401}`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newNetBirdEnv(t)
+			site := e.netbirdSite("edge-site", true, "edge")
+			e.nb.Queue(tc.route, tc.reply)
+			resp := e.must(http.StatusBadGateway, req{method: "POST", path: "/v1/sites/" + site.String() + "/enrollment-tokens",
+				key: e.admin, body: map[string]any{}})
+			require.Equal(t, api.CodeNetBirdUnavailable, resp.errCode(t))
+			require.Equal(t, 0, e.tokenRows(), "nothing half-created")
+			audit := e.auditResults()
+			require.Equal(t, []string{api.CodeNetBirdUnavailable}, audit["netbird.setup_key.mint"])
+			require.Equal(t, []string{api.CodeNetBirdUnavailable}, audit["enrollment_token.create"])
+		})
+	}
+}
+
+func TestNetBirdExpiredUnusedTokenKeyRevoked(t *testing.T) {
+	t.Parallel()
+	e := newNetBirdEnv(t)
+	site := e.netbirdSite("edge-site", true, "edge")
+	e.must(http.StatusCreated, req{method: "POST", path: "/v1/sites/" + site.String() + "/enrollment-tokens",
+		key: e.admin, body: map[string]any{"ttl": "1m"}})
+	used := e.token(e.admin, site, 1)
+	csr, _ := newCSR(t)
+	e.must(http.StatusCreated, req{method: "POST", path: "/v1/enroll",
+		body: map[string]string{"token": used, "csr": string(csr), "hostname": "edge-2"}})
+	require.Len(t, e.nb.SetupKeys(), 2)
+
+	// A sweeper whose clock is past the token's expiry, run by its owner
+	// loop as the server runs it.
+	sweeper, err := mesh.New(mesh.Options{Client: e.client, Store: e.store, SweepInterval: 10 * time.Millisecond,
+		Now: func() time.Time { return time.Now().Add(2 * time.Hour) }})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sweeper.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+	}()
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, k := range e.nb.SetupKeys() {
+			if k.Revoked {
+				n++
+			}
+		}
+		return n == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	left, err := e.store.ExpiredUnusedTokens(context.Background(), time.Now().Add(2*time.Hour), 10)
+	require.NoError(t, err)
+	require.Empty(t, left, "the revoked key is forgotten")
+	n, err := sweeper.Sweep(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, n, "the used token's key is never revoked")
+}
+
+func TestNetBirdRevokeDeletesPeer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		hostname string
+		fail     bool
+		result   string
+		peer     string // the host's peer in the cached list
+		peerGone string
+	}{
+		{name: "by hostname", hostname: "edge-a", result: "ok", peer: "peer-a", peerGone: "peer-a"},
+		{name: "no peer", hostname: "edge-zz", result: "no_peer"},
+		{name: "netbird down", hostname: "edge-a", fail: true, peer: "peer-a", result: api.CodeNetBirdUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newNetBirdEnv(t)
+			site := e.netbirdSite("edge-site", true, "edge")
+			ag := e.enroll(e.admin, site, tc.hostname)
+
+			// The host view shows the management side from the cache.
+			_, err := e.mesh.RefreshPeers(context.Background())
+			require.NoError(t, err)
+			var host struct {
+				NetBird map[string]any `json:"netbird"`
+			}
+			e.must(http.StatusOK, req{method: "GET", path: "/v1/hosts/" + ag.HostID.String(), key: e.admin}).json(t, &host)
+			if tc.peer != "" {
+				require.Equal(t, map[string]any{"peer_id": tc.peer, "connected": true, "last_seen": "2026-01-02T03:04:05Z"},
+					host.NetBird["management"])
+			} else {
+				require.NotContains(t, host.NetBird, "management")
+			}
+
+			if tc.fail {
+				e.nb.Queue("GET /api/peers", nbtest.Reply{Status: 500, Body: `{"message":"boom","code":500}`})
+			}
+			before := len(e.nb.PeerIDs())
+			e.must(http.StatusOK, req{method: "POST", path: "/v1/agents/" + ag.AgentID.String() + "/revoke", key: e.admin})
+			if tc.peerGone != "" {
+				require.NotContains(t, e.nb.PeerIDs(), tc.peerGone)
+				require.Len(t, e.nb.PeerIDs(), before-1)
+			} else {
+				require.Len(t, e.nb.PeerIDs(), before)
+			}
+			require.Equal(t, []string{tc.result}, e.auditResults()["netbird.peer.delete"])
+			require.Equal(t, []string{"ok"}, e.auditResults()["agent.revoke"], "the revocation itself succeeds")
+		})
+	}
+}
+
+// requireNotInDB checks that secret appears in none of the SQLite files
+// (database, WAL, shared memory).
+func requireNotInDB(t *testing.T, dbPath, secret string) {
+	t.Helper()
+	require.NotEmpty(t, secret)
+	matches, err := filepath.Glob(dbPath + "*")
+	require.NoError(t, err)
+	require.NotEmpty(t, matches)
+	for _, p := range matches {
+		data, err := os.ReadFile(p)
+		require.NoError(t, err)
+		require.False(t, bytes.Contains(data, []byte(secret)), "plaintext setup key found in %s", p)
+		require.False(t, bytes.Contains(bytes.ToLower(data), []byte(strings.ToLower(secret))), "setup key (any case) in %s", p)
+	}
+}
