@@ -92,6 +92,7 @@ the TUI; with a command it is a scriptable CLI (-o json for machines).
 		a.vmCmd(),
 		a.logsCmd(),
 		a.tokenCmd(),
+		a.devCmd(),
 	)
 	for _, c := range root.Commands() {
 		c.SetFlagErrorFunc(root.FlagErrorFunc())
