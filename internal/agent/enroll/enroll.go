@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/kubedoio/n-kudo/internal/agent/identity"
+	"github.com/kubedoio/n-kudo/internal/agent/statefile"
+	"github.com/kubedoio/n-kudo/internal/netbird"
 	"github.com/kubedoio/n-kudo/internal/pki"
 )
 
@@ -124,6 +127,14 @@ type response struct {
 	TenantID    uuid.UUID `json:"tenant_id"`
 	Certificate string    `json:"certificate"`
 	CA          string    `json:"ca"`
+	// NetBird is present when the token's site has NetBird enabled.
+	NetBird *netbirdAnswer `json:"netbird"`
+}
+
+// netbirdAnswer is what the server hands over for joining the mesh.
+type netbirdAnswer struct {
+	SetupKey      string `json:"setup_key"`
+	ManagementURL string `json:"management_url"`
 }
 
 type errorBody struct {
@@ -187,10 +198,44 @@ func Enroll(ctx context.Context, o Options) (identity.Info, error) {
 	// The pinned CA is the anchor the agent verified, not whatever the
 	// answer carried: checkAnswer made sure they are the same certificate.
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: anchor.Raw})
+	// NetBird first: an answer it cannot store fails before an identity
+	// exists that a retry with a new token would have to --force over.
+	if nb := resp.NetBird; nb != nil && nb.SetupKey != "" {
+		if err := saveNetBird(o.StateDir, nb.SetupKey, nb.ManagementURL); err != nil {
+			return identity.Info{}, fmt.Errorf("enrolling: %w", err)
+		}
+	}
 	if err := identity.Save(o.StateDir, info, key, []byte(resp.Certificate), caPEM, o.Force); err != nil {
 		return identity.Info{}, fmt.Errorf("enrolling: %w", err)
 	}
 	return info, nil
+}
+
+// Files in the state directory holding what enrollment delivered for
+// NetBird; `nkudo-agent run --netbird-enabled` reads them.
+const (
+	// NetBirdSetupKeyFile holds the setup key, mode 0600 (a secret).
+	NetBirdSetupKeyFile = "netbird-setup-key"
+	// NetBirdManagementFile holds the management URL to join with.
+	NetBirdManagementFile = "netbird-management-url"
+)
+
+// saveNetBird stores the setup key (0600, never logged) and the management
+// URL the agent joins the mesh with.
+func saveNetBird(dir, key, managementURL string) error {
+	if err := (netbird.SetupKeyFile{Path: filepath.Join(dir, NetBirdSetupKeyFile)}).Write(key); err != nil {
+		return fmt.Errorf("storing netbird setup key: %w", err)
+	}
+	if managementURL == "" {
+		return nil
+	}
+	if u, err := url.Parse(managementURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("storing netbird management url: %w: %q is not an http(s) URL", ErrBadResponse, managementURL)
+	}
+	if err := statefile.WriteBytes(filepath.Join(dir, NetBirdManagementFile), []byte(managementURL+"\n")); err != nil {
+		return fmt.Errorf("storing netbird management url: %w", err)
+	}
+	return nil
 }
 
 // trust returns the TLS configuration that enforces the operator's trust

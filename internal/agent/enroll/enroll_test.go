@@ -31,6 +31,8 @@ type testServer struct {
 	// lie, when set, makes the answer name another agent than the
 	// certificate does.
 	lie bool
+	// netbird, when set, is sent as the answer's NetBird part.
+	netbird *netbirdAnswer
 }
 
 func newAuthority(t *testing.T) *pki.Authority {
@@ -84,7 +86,7 @@ func (ts *testServer) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(response{
 		AgentID: agentID, HostID: uuid.New(), SiteID: id.SiteID, TenantID: id.TenantID,
-		Certificate: string(certPEM), CA: string(ts.auth.CACertPEM()),
+		Certificate: string(certPEM), CA: string(ts.auth.CACertPEM()), NetBird: ts.netbird,
 	})
 }
 
