@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kubedoio/n-kudo/internal/agent"
 	"github.com/kubedoio/n-kudo/internal/agent/enroll"
@@ -22,8 +23,9 @@ import (
 	"github.com/kubedoio/n-kudo/internal/hypervisor"
 	"github.com/kubedoio/n-kudo/internal/hypervisor/cloudhypervisor"
 	"github.com/kubedoio/n-kudo/internal/hypervisor/sim"
-	"github.com/kubedoio/n-kudo/internal/vmnet"
+	"github.com/kubedoio/n-kudo/internal/netbird"
 	"github.com/kubedoio/n-kudo/internal/version"
+	"github.com/kubedoio/n-kudo/internal/vmnet"
 )
 
 // Environment fallbacks for flags (SPEC "Contract details").
@@ -33,9 +35,6 @@ const (
 	envRuntimeDir  = "NKUDO_RUNTIME_DIR"
 	envServer      = "NKUDO_SERVER"
 )
-
-// errUnavailable: a feature named by a flag is not in this build.
-var errUnavailable = errors.New("not available in this build yet")
 
 // errUnknownHypervisor: --hypervisor names no provider of this build.
 var errUnknownHypervisor = errors.New("unknown hypervisor")
@@ -124,6 +123,9 @@ type runConfig struct {
 	chBin, netbirdBin                string
 	bridge, firmware                 string
 	netbirdEnabled                   bool
+	netbirdAutoJoin                  bool
+	netbirdHostname                  string
+	netbirdProbe                     netbird.Probe
 	logLevel                         string
 }
 
@@ -141,8 +143,10 @@ func (c runConfig) Validate() error {
 	default:
 		return fmt.Errorf("--hypervisor %q: %w: want cloud-hypervisor or sim", c.hypervisor, errUnknownHypervisor)
 	}
-	if c.netbirdEnabled {
-		return fmt.Errorf("--netbird-enabled: NetBird support is %w; run without it", errUnavailable)
+	if c.netbirdEnabled && c.netbirdProbe.Type != "" {
+		if err := c.netbirdProbe.Validate(); err != nil {
+			return fmt.Errorf("--netbird-probe-*: %w", err)
+		}
 	}
 	return nil
 }
@@ -169,6 +173,13 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&c.firmware, "firmware", "", "firmware (hypervisor-fw or CLOUDHV.fd) for VMs created without a kernel (cloud-hypervisor)")
 	f.StringVar(&c.netbirdBin, "netbird-bin", "netbird", "NetBird client binary")
 	f.BoolVar(&c.netbirdEnabled, "netbird-enabled", false, "join the NetBird mesh and report its state")
+	f.BoolVar(&c.netbirdAutoJoin, "netbird-auto-join", true, "run `netbird up` with the enrollment setup key when not connected")
+	f.StringVar(&c.netbirdHostname, "netbird-hostname", "", "host name to join NetBird with (default: the enrolled host name)")
+	f.StringVar(&c.netbirdProbe.Type, "netbird-probe-type", "", "reachability probe through the mesh: http or ping (empty: none)")
+	f.StringVar(&c.netbirdProbe.Target, "netbird-probe-target", "", "probe target: a URL for http, a host for ping")
+	f.DurationVar(&c.netbirdProbe.Timeout, "netbird-probe-timeout", 0, "probe timeout (default 5s)")
+	f.IntVar(&c.netbirdProbe.HTTPMin, "netbird-probe-http-min", 0, "lowest accepted HTTP status of the probe (default 200)")
+	f.IntVar(&c.netbirdProbe.HTTPMax, "netbird-probe-http-max", 0, "highest accepted HTTP status of the probe (default 399)")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }
@@ -200,16 +211,43 @@ func run(ctx context.Context, c runConfig) error {
 		Mounts: []string{"/", c.runtimeDir}, Hostname: id.Info.Hostname,
 		Hypervisor: caps, AgentVersion: version.Version,
 	})
+	hostname := c.netbirdHostname
+	if hostname == "" {
+		hostname = id.Info.Hostname
+	}
+	var probe *netbird.Probe
+	if c.netbirdProbe.Type != "" {
+		probe = &c.netbirdProbe
+	}
+	nb, err := agent.NewNetBird(agent.NetBirdOptions{
+		Enabled: c.netbirdEnabled, Bin: c.netbirdBin, AutoJoin: c.netbirdAutoJoin, Hostname: hostname,
+		StateDir: c.stateDir, Probe: probe, Logger: logger.With("component", "netbird"),
+	})
+	if err != nil {
+		return err
+	}
 	a, err := agent.New(agent.Options{
 		StateDir: c.stateDir, RuntimeDir: c.runtimeDir, Identity: id, Provider: pv, Facts: facts,
-		AgentVersion: version.Version, Logger: logger,
+		AgentVersion: version.Version, Logger: logger, NetBird: nb,
 	})
 	if err != nil {
 		return err
 	}
 	logger.Info("agent starting", "agent_id", id.Info.AgentID, "server", id.Info.Server,
 		"hypervisor", caps.Kind, "simulated", caps.Simulated, "version", version.Version)
-	return a.Run(ctx)
+	// The NetBird reconcile loop lives as long as the agent's session
+	// loop; either ending stops the other.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.Run(gctx) })
+	if c.netbirdEnabled {
+		g.Go(func() error {
+			if err := nb.Run(gctx); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("running netbird: %w", err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // openProvider opens the hypervisor provider the flags name, on the

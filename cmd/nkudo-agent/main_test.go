@@ -83,7 +83,15 @@ func TestRunConfigValidate(t *testing.T) {
 		{"unknown hypervisor", func(c *runConfig) { c.hypervisor = "xen" }, false},
 		{"no state dir", func(c *runConfig) { c.stateDir = "" }, false},
 		{"no runtime dir", func(c *runConfig) { c.runtimeDir = "" }, false},
-		{"netbird", func(c *runConfig) { c.netbirdEnabled = true }, false},
+		{"netbird", func(c *runConfig) { c.netbirdEnabled = true }, true},
+		{"netbird bad probe", func(c *runConfig) {
+			c.netbirdEnabled = true
+			c.netbirdProbe.Type = "carrier-pigeon"
+		}, false},
+		{"netbird http probe", func(c *runConfig) {
+			c.netbirdEnabled = true
+			c.netbirdProbe.Type, c.netbirdProbe.Target = "http", "http://100.92.0.1/healthz"
+		}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
