@@ -480,10 +480,12 @@ func (m *Model) onEvent(ev data.Event) tea.Cmd {
 		m.conn, m.connErr = ev.Conn, ev.Err
 		switch ev.Conn {
 		case data.Connected:
-			relist := m.lostConn
+			// After an outage events may have been missed; on the first
+			// connect, so may those between a finished listing and the
+			// stream opening. Either way: re-list.
+			relist := m.lostConn || (!m.everConn && !m.loadedAt.IsZero())
 			m.everConn, m.lostConn = true, false
 			if relist {
-				// Events may have been missed while away: re-list.
 				return m.load()
 			}
 		case data.Reconnecting, data.Offline:

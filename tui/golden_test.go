@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,9 @@ func step(t *testing.T, m Model, msg tea.Msg) Model {
 func keys(t *testing.T, m Model, ks ...tea.KeyMsg) Model {
 	t.Helper()
 	for _, k := range ks {
+		// textinput sanitizes runes in place; parallel subtests share the
+		// case table, so each gets its own copy.
+		k.Runes = slices.Clone(k.Runes)
 		next, cmd := m.Update(k)
 		m = next.(Model)
 		m = drain(t, m, cmd)

@@ -1,0 +1,6 @@
+// Package remote is the console's data.Source over the n-kudo API client
+// (internal/client): it converts the API's types to the console's view
+// models, maps client errors to data's sentinels, and turns the client's
+// self-resuming event stream into events plus connection-state changes,
+// which it learns by watching the stream's HTTP exchanges.
+package remote

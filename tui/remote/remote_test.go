@@ -1,0 +1,256 @@
+package remote
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/kubedoio/n-kudo/internal/client"
+	"github.com/kubedoio/n-kudo/tui/data"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var (
+	siteID = uuid.MustParse("11111111-1111-4111-8111-111111111111")
+	hostID = uuid.MustParse("22222222-2222-4222-8222-222222222222")
+	vmID   = uuid.MustParse("33333333-3333-4333-8333-333333333333")
+	planID = uuid.MustParse("44444444-4444-4444-8444-444444444444")
+)
+
+// fakeAPI is a TLS loopback server with the routes the source uses. The
+// event stream is driven by the test: each connection writes what arrives
+// on chunks and ends when drop fires; status answers other than 200 make
+// the stream refuse.
+type fakeAPI struct {
+	srv    *httptest.Server
+	chunks chan string
+	drop   chan struct{}
+
+	mu       sync.Mutex // guards the following
+	status   int
+	lastIDs  []string
+	requests []string
+}
+
+func newFakeAPI(t *testing.T) *fakeAPI {
+	t.Helper()
+	f := &fakeAPI{chunks: make(chan string), drop: make(chan struct{}), status: http.StatusOK}
+	mux := http.NewServeMux()
+	writeJSON := func(w http.ResponseWriter, status int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("GET /v1/sites", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, 200, map[string]any{"items": []any{map[string]any{"id": siteID, "name": "edge-ams"}}, "next_cursor": ""})
+	})
+	mux.HandleFunc("GET /v1/hosts", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, 200, map[string]any{"items": []any{map[string]any{
+			"id": hostID, "site_id": siteID, "hostname": "ams-01", "online": true,
+			"facts":   map[string]any{"memory_total_bytes": 8 << 30, "hypervisor": map[string]any{"kind": "sim", "simulated": true}},
+			"netbird": map[string]any{"state": "connected"},
+		}}, "next_cursor": ""})
+	})
+	mux.HandleFunc("GET /v1/tenants", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, 403, map[string]any{"error": map[string]any{"code": "forbidden", "message": "admin only"}})
+	})
+	mux.HandleFunc("POST /v1/vms/{id}/stop", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.requests = append(f.requests, r.Method+" "+r.URL.Path+" key="+fmt.Sprint(r.Header.Get("Idempotency-Key") != ""))
+		f.mu.Unlock()
+		writeJSON(w, 202, map[string]any{"id": planID, "site_id": siteID, "status": "pending", "actions": []any{
+			map[string]any{"id": uuid.New(), "type": "MicroVMStop", "vm_id": r.PathValue("id"), "status": "pending"},
+		}})
+	})
+	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		status := f.status
+		f.lastIDs = append(f.lastIDs, r.Header.Get("Last-Event-ID"))
+		f.mu.Unlock()
+		if status != http.StatusOK {
+			writeJSON(w, status, map[string]any{"error": map[string]any{"code": "unavailable", "message": "down"}})
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		for {
+			select {
+			case c := <-f.chunks:
+				_, _ = fmt.Fprint(w, c)
+				w.(http.Flusher).Flush()
+			case <-f.drop:
+				return
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	f.srv = httptest.NewTLSServer(mux)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeAPI) setStatus(s int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status = s
+}
+
+func (f *fakeAPI) source(t *testing.T) *Source {
+	t.Helper()
+	s, err := New(client.Config{
+		BaseURL: f.srv.URL, HTTPClient: f.srv.Client(), APIKey: "nk_test",
+		ReconnectBase: 5 * time.Millisecond, ReconnectMax: 20 * time.Millisecond,
+	}, Options{OfflineAfter: 2})
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func next(t *testing.T, ch <-chan data.Event) data.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-ch:
+		require.True(t, ok, "stream closed early")
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event within 10s")
+	}
+	return data.Event{}
+}
+
+// until reads events until one satisfies ok.
+func until(t *testing.T, ch <-chan data.Event, ok func(data.Event) bool) data.Event {
+	t.Helper()
+	for {
+		if ev := next(t, ch); ok(ev) {
+			return ev
+		}
+	}
+}
+
+func conn(st data.ConnState) func(data.Event) bool {
+	return func(ev data.Event) bool { return ev.Type == data.EventConn && ev.Conn == st }
+}
+
+func sse(seq int, typ string, id uuid.UUID, obj any) string {
+	b, _ := json.Marshal(map[string]any{"seq": seq, "type": typ, "at": "2026-11-27T23:00:00Z", "id": id, "object": obj})
+	return fmt.Sprintf("id: %d\nevent: %s\ndata: %s\n\n", seq, typ, b)
+}
+
+func TestSubscribeReportsConnectionAndEvents(t *testing.T) {
+	t.Parallel()
+	api := newFakeAPI(t)
+	src := api.source(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := src.Subscribe(ctx)
+
+	require.Equal(t, data.Connecting, next(t, ch).Conn)
+	until(t, ch, conn(data.Connected))
+
+	api.chunks <- sse(7, "vm.updated", vmID, map[string]any{"id": vmID, "name": "web-1", "site_id": siteID, "host_id": hostID, "desired_state": "running", "actual_state": "stopped"})
+	ev := next(t, ch)
+	require.Equal(t, data.EventVMUpdated, ev.Type)
+	require.Equal(t, uint64(7), ev.Seq)
+	require.NotNil(t, ev.VM)
+	require.Equal(t, "web-1", ev.VM.Name)
+	require.True(t, ev.VM.Drift())
+
+	// The server goes away: reconnecting, then back, resuming after seq 7.
+	api.drop <- struct{}{}
+	until(t, ch, conn(data.Reconnecting))
+	until(t, ch, conn(data.Connected))
+	api.mu.Lock()
+	require.Equal(t, "7", api.lastIDs[len(api.lastIDs)-1], "the stream resumes with Last-Event-ID")
+	api.mu.Unlock()
+
+	api.chunks <- "event: resync\ndata: {\"seq\":12}\n\n"
+	require.Equal(t, data.EventResync, until(t, ch, func(ev data.Event) bool { return ev.Type != data.EventConn }).Type)
+
+	// A server that keeps refusing is offline after OfflineAfter failures.
+	api.setStatus(http.StatusServiceUnavailable)
+	api.drop <- struct{}{}
+	ev = until(t, ch, conn(data.Offline))
+	require.ErrorIs(t, ev.Err, data.ErrUnavailable)
+	api.setStatus(http.StatusOK)
+	until(t, ch, conn(data.Connected))
+
+	cancel()
+	for range ch {
+	}
+}
+
+func TestHostEventsMergeOntoListedHost(t *testing.T) {
+	t.Parallel()
+	api := newFakeAPI(t)
+	src := api.source(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	hosts, err := src.Hosts(ctx)
+	require.NoError(t, err)
+	require.Len(t, hosts, 1)
+	require.True(t, hosts[0].Simulated, "sim hosts are labelled")
+	require.Equal(t, "ams-01", hosts[0].Hostname)
+
+	ch := src.Subscribe(ctx)
+	until(t, ch, conn(data.Connected))
+	api.chunks <- sse(1, "host.updated", hostID, map[string]any{"id": hostID, "online": true, "usage": map[string]any{"cpu_percent": 42.5, "memory_used_bytes": 2 << 30}})
+	ev := until(t, ch, func(ev data.Event) bool { return ev.Type == data.EventHostUpdated })
+	require.Equal(t, "ams-01", ev.Host.Hostname, "a heartbeat event keeps the listed fields")
+	require.NotNil(t, ev.Host.Usage)
+	require.InDelta(t, 0.25, ev.Host.Usage.MemoryFraction(), 0.001)
+	require.Equal(t, 42.5, ev.Host.Usage.CPUPercent)
+
+	// An undecodable object becomes a resync rather than a silent gap.
+	api.chunks <- "id: 2\nevent: vm.updated\ndata: {\"seq\":2,\"type\":\"vm.updated\",\"object\":{\"vcpus\":\"many\"}}\n\n"
+	require.Equal(t, data.EventResync, until(t, ch, func(ev data.Event) bool { return ev.Type != data.EventConn }).Type)
+	cancel()
+	for range ch {
+	}
+}
+
+func TestCallsAndErrors(t *testing.T) {
+	t.Parallel()
+	api := newFakeAPI(t)
+	src := api.source(t)
+	ctx := context.Background()
+
+	sites, err := src.Sites(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []data.Site{{ID: siteID.String(), Name: "edge-ams"}}, sites)
+
+	p, err := src.VMAction(ctx, vmID.String(), data.OpStop)
+	require.NoError(t, err)
+	require.Equal(t, planID.String(), p.ID)
+	require.Equal(t, vmID.String(), p.Actions[0].VMID)
+	require.Equal(t, []string{"POST /v1/vms/" + vmID.String() + "/stop key=true"}, api.requests)
+
+	_, err = src.Tenants(ctx)
+	require.ErrorIs(t, err, data.ErrForbidden)
+
+	_, err = src.VMAction(ctx, "not-a-uuid", data.OpStart)
+	require.ErrorIs(t, err, data.ErrNotFound)
+
+	ch := src.FollowLogs(ctx, data.LogTarget{Kind: data.LogConsole, ID: vmID.String()})
+	b := <-ch
+	require.ErrorIs(t, b.Err, ErrNoConsole)
+	_, open := <-ch
+	require.False(t, open)
+
+	api.srv.Close()
+	_, err = src.Sites(ctx)
+	require.ErrorIs(t, err, data.ErrUnavailable)
+}
