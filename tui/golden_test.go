@@ -125,6 +125,7 @@ func TestViews(t *testing.T) {
 	}{
 		{name: "sites"},
 		{name: "hosts_of_site", keys: []tea.KeyMsg{keyEnter}},
+		{name: "back_to_sites", keys: []tea.KeyMsg{keyEnter, keyEnter, keyEsc, keyEsc}},
 		{name: "vms_of_host", keys: []tea.KeyMsg{keyEnter, keyEnter}},
 		{name: "all_vms", keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter}},
 		{name: "all_hosts", keys: []tea.KeyMsg{runes(":"), runes("ho"), keyEnter}},
