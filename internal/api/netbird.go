@@ -44,15 +44,16 @@ type enrollNetBirdView struct {
 }
 
 // mintSetupKey mints and seals the setup key of a new token when the site
-// has NetBird enabled and the adapter is configured. Failing is final for
-// the token: the caller answers errNetBirdUnavailable.
-func (a *API) mintSetupKey(c *gin.Context, site store.Site, tokenID uuid.UUID, secret string) (keyID string, sealed []byte, err error) {
+// has NetBird enabled and the adapter is configured; the key allows as
+// many joins as the token allows enrollments. Failing is final for the
+// token: the caller answers errNetBirdUnavailable.
+func (a *API) mintSetupKey(c *gin.Context, site store.Site, tokenID uuid.UUID, uses int, secret string) (keyID string, sealed []byte, err error) {
 	if a.netbird == nil || !site.NetBirdEnabled {
 		return "", nil, nil
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), netbirdTimeout)
 	defer cancel()
-	keyID, sealed, err = a.netbird.MintForToken(ctx, site, tokenID, secret)
+	keyID, sealed, err = a.netbird.MintForToken(ctx, site, tokenID, uses, secret)
 	result := auditOK
 	if err != nil {
 		result = CodeNetBirdUnavailable

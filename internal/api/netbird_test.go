@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,12 +49,7 @@ func newNetBirdEnv(t *testing.T) *netbirdEnv {
 		require.NoError(t, err)
 		o.NetBird = ne.mesh
 	})
-	// newChannelEnv keeps the database in a TempDir of this test; every
-	// TempDir of a test shares one parent.
-	dbs, err := filepath.Glob(filepath.Join(filepath.Dir(t.TempDir()), "*", "nkudo.db"))
-	require.NoError(t, err)
-	require.Len(t, dbs, 1)
-	ne.dbPath = dbs[0]
+	ne.dbPath = ne.store.Path()
 	ne.tenant = ne.createTenant("acme")
 	ne.admin, _ = ne.createKey(ne.tenant, store.RoleAdmin)
 	return ne
@@ -129,6 +125,62 @@ func TestNetBirdTokenMintsSealedKeyAndEnrollDeliversIt(t *testing.T) {
 	require.Equal(t, testManagementURL, out.NetBird.ManagementURL)
 	requireNotInDB(t, e.dbPath, minted.Key)
 	require.Equal(t, []string{"ok"}, e.auditResults()["netbird.setup_key.mint"])
+}
+
+func TestNetBirdMultiUseTokenKeyServesEveryHost(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		uses     int
+		wantType string
+	}{
+		{name: "one use", uses: 1, wantType: "one-off"},
+		{name: "three uses", uses: 3, wantType: "reusable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newNetBirdEnv(t)
+			site := e.netbirdSite("edge site", true, "edge")
+			var tok struct {
+				ID    uuid.UUID `json:"id"`
+				Token string    `json:"token"`
+			}
+			e.must(http.StatusCreated, req{method: "POST", path: "/v1/sites/" + site.String() + "/enrollment-tokens",
+				key: e.admin, body: map[string]any{"max_uses": tc.uses}}).json(t, &tok)
+
+			// The stand-in validated the request against the spec; this
+			// is what it received.
+			bodies := e.nb.Bodies("POST /api/setup-keys")
+			require.Len(t, bodies, 1)
+			require.Equal(t, map[string]any{
+				"name": "nkudo-edge-site-" + tok.ID.String(), "type": tc.wantType, "expires_in": float64(86400),
+				"auto_groups": []any{"grp-edge"}, "usage_limit": float64(tc.uses), "ephemeral": false,
+				"allow_extra_dns_labels": false,
+			}, bodies[0])
+			keys := e.nb.SetupKeys()
+			require.Len(t, keys, 1)
+			var minted nbtest.SetupKey
+			for _, k := range keys {
+				minted = k
+			}
+			require.Equal(t, tc.uses, minted.UsageLimit)
+
+			// Every host the token enrolls receives the key.
+			for i := range tc.uses {
+				csr, _ := newCSR(t)
+				var out struct {
+					NetBird *struct {
+						SetupKey string `json:"setup_key"`
+					} `json:"netbird"`
+				}
+				e.must(http.StatusCreated, req{method: "POST", path: "/v1/enroll", body: map[string]string{
+					"token": tok.Token, "csr": string(csr), "hostname": "edge-" + strconv.Itoa(i)}}).json(t, &out)
+				require.NotNil(t, out.NetBird, "host %d", i)
+				require.Equal(t, minted.Key, out.NetBird.SetupKey, "host %d", i)
+			}
+			requireNotInDB(t, e.dbPath, minted.Key)
+		})
+	}
 }
 
 func TestNetBirdTokenWithoutNetBird(t *testing.T) {

@@ -44,8 +44,9 @@ var _ store.Store = (*Store)(nil)
 // Store is the SQLite implementation of store.Store. It is safe for
 // concurrent use.
 type Store struct {
-	w *sql.DB // the single write connection; every write goes through it
-	r *sql.DB // read-only pool
+	w    *sql.DB // the single write connection; every write goes through it
+	r    *sql.DB // read-only pool
+	path string
 }
 
 // Open opens (creating if needed) the database at path, applies pending
@@ -75,8 +76,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = r.Close()
 		return nil, fmt.Errorf("opening sqlite readers for %s: %w", path, translate(err))
 	}
-	return &Store{w: w, r: r}, nil
+	return &Store{w: w, r: r, path: path}, nil
 }
+
+// Path is the database file the store was opened on, as given to Open:
+// tools and tests that inspect or back up the file need it, and the WAL
+// and shared-memory files sit beside it with "-wal" and "-shm" appended.
+func (s *Store) Path() string { return s.path }
 
 // Migrate applies pending migrations to the database at path and closes it;
 // it backs `nkudo-server migrate`.

@@ -47,6 +47,7 @@ func TestReopenKeepsData(t *testing.T) {
 
 	s, err := sqlite.Open(ctx, path)
 	require.NoError(t, err)
+	require.Equal(t, path, s.Path(), "the file the store was opened on")
 	require.NoError(t, s.CreateTenant(ctx, ten))
 	require.NoError(t, s.Close())
 
