@@ -220,6 +220,12 @@ func (a *API) createVM(c *gin.Context) {
 		return
 	}
 	plan := newVMPlan(host, vm, store.ActionMicroVMCreate, params, now)
+	// Checked before anything is stored: a spec near the user_data bound
+	// can make params too large for the agent protocol.
+	if err := wirePlan(plan).Validate(); err != nil {
+		a.writeError(c, invalidArgument("the vm spec does not fit in one plan for the agent: %v", err))
+		return
+	}
 
 	setAuditTarget(c, id.String())
 	if err := a.store.CreateVM(ctx, vm); err != nil {
@@ -231,10 +237,30 @@ func (a *API) createVM(c *gin.Context) {
 		return
 	}
 	if err := a.submitPlan(ctx, plan); err != nil {
+		a.abandonVM(ctx, vm, err)
 		a.writeError(c, fmt.Errorf("creating vm %s: %w", id, err))
 		return
 	}
 	c.JSON(http.StatusCreated, createdVMView{VM: viewVM(vm), Plan: viewPlan(plan)})
+}
+
+// abandonVM turns a VM whose create plan could not be stored into a
+// deleted record, so it neither waits forever in "creating" nor holds its
+// name. The store has no transaction spanning CreateVM and CreatePlan, so
+// this compensates; it is best effort and logged when it fails too.
+func (a *API) abandonVM(ctx context.Context, vm store.VM, cause error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	now := a.now().UTC().Truncate(time.Microsecond)
+	err := a.store.SetVMDesiredState(ctx, vm.TenantID, vm.ID, store.VMDeleted, now)
+	if err == nil {
+		_, err = a.store.ReportVMStates(ctx, vm.HostID, []store.VMStateReport{{
+			VMID: vm.ID, ActualState: store.VMDeleted, Error: "the plan creating the vm could not be stored: " + cause.Error(),
+		}}, now)
+	}
+	if err != nil {
+		a.log.Error("abandoning vm whose create plan was not stored", "vm_id", vm.ID, logKeyError, err)
+	}
 }
 
 // withStart adds the boot choice to MicroVMCreate params; the agent boots

@@ -152,6 +152,7 @@ func TestCreateVMValidation(t *testing.T) {
 		{"relative kernel", w.operator, set("kernel", "vmlinux"), 400, api.CodeInvalidArgument},
 		{"cmdline without kernel", w.operator, set("cmdline", "console=ttyS0"), 400, api.CodeInvalidArgument},
 		{"user data over 64 KiB", w.operator, set("cloud_init", map[string]string{"user_data": strings.Repeat("x", 64<<10+1)}), 400, api.CodeInvalidArgument},
+		{"user data filling the plan", w.operator, set("cloud_init", map[string]string{"user_data": strings.Repeat("x", 64<<10)}), 400, api.CodeInvalidArgument},
 		{"unknown field", w.operator, set("image", "alpine"), 400, api.CodeInvalidJSON},
 		{"vcpus not a number", w.operator, set("vcpus", "two"), 400, api.CodeInvalidJSON},
 		{"site of another tenant", w.operator, set("site_id", w.other.site.String()), 404, api.CodeNotFound},
