@@ -3,7 +3,6 @@ package tui
 import (
 	"bytes"
 	"context"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -289,4 +288,25 @@ func TestFlowEnrollmentToken(t *testing.T) {
 	f.quit()
 }
 
-var _ io.Reader = (*bytes.Buffer)(nil)
+func TestFlowSwitchContext(t *testing.T) {
+	t.Parallel()
+	other := datatest.New(datatest.Fixture{Sites: []data.Site{{ID: "site-x", Name: "prod-x"}}})
+	f := startFlow(t, Options{
+		Contexts: []string{"dev", "prod"},
+		Switch: func(_ context.Context, name string) (data.Source, string, error) {
+			if name != "prod" {
+				return nil, "", data.ErrNotFound
+			}
+			return other, "globex", nil
+		},
+	})
+	f.typ(":ctx nope")
+	f.key(tea.KeyEnter)
+	f.waitFor("context nope: not found")
+	f.typ(":ctx prod")
+	f.key(tea.KeyEnter)
+	f.waitFor("switched to context prod", "globex", "prod-x", "sites 1")
+	m := f.quit()
+	require.Equal(t, "prod", m.opts.ContextName)
+	require.GreaterOrEqual(t, other.Lists(), 1, "the new context is listed")
+}

@@ -119,9 +119,10 @@ func requireGolden(t *testing.T, m Model) {
 func TestViews(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		name string
-		opts Options
-		keys []tea.KeyMsg
+		name   string
+		opts   Options
+		events []data.Event
+		keys   []tea.KeyMsg
 	}{
 		{name: "sites"},
 		{name: "hosts_of_site", keys: []tea.KeyMsg{keyEnter}},
@@ -140,6 +141,8 @@ func TestViews(t *testing.T) {
 		{name: "create_form", keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("n")}},
 		{name: "token", keys: []tea.KeyMsg{runes("t")}},
 		{name: "read_only_refusal", opts: Options{ReadOnly: true}, keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("x")}},
+		{name: "offline", events: []data.Event{{Type: data.EventConn, Conn: data.Offline, Err: data.ErrUnavailable}}, keys: []tea.KeyMsg{keyEnter}},
+		{name: "reconnecting", events: []data.Event{{Type: data.EventConn, Conn: data.Reconnecting}}},
 		{name: "console", keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("/"), runes("web-1"), keyEnter, runes("c")}},
 		{name: "execution_log", keys: []tea.KeyMsg{runes(":"), runes("plans"), keyEnter, keyEnter, keyDown, keyEnter}},
 	}
@@ -148,6 +151,9 @@ func TestViews(t *testing.T) {
 			t.Run(tc.name+"/"+sz.name, func(t *testing.T) {
 				t.Parallel()
 				m := staticModel(t, tc.opts, sz.w, sz.h)
+				for _, ev := range tc.events {
+					m = step(t, m, eventMsg{gen: m.gen, ev: ev})
+				}
 				m = keys(t, m, tc.keys...)
 				requireGolden(t, m)
 			})
