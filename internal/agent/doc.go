@@ -17,4 +17,8 @@
 // s, plan_ack once a plan is persisted, result_ack and log_ack, cert
 // renewal at two thirds of the certificate's lifetime, permanent close
 // codes).
+//
+// Console tails are per session too: on console_start the agent sends the
+// last 64 KiB of <runtime-dir>/<vm-id>/console.log in one chunk, then
+// follows the file, rate-limited, until console_stop or the session ends.
 package agent

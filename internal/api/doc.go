@@ -18,6 +18,14 @@
 // execution's log by seq or, with ?follow=true, streams it as Server-Sent
 // Events fed by the hub. Revoking an agent closes its live session.
 //
+// The VM lifecycle routes (vm.go) turn each request into a one-action plan
+// through the same path as raw plans: POST /v1/vms places the VM (the host
+// asked for, or the least loaded online host of the site), records it and
+// dispatches MicroVMCreate; start, stop, reboot and DELETE record the
+// desired state and answer 202 with their plan. GET /v1/vms/{vm}/console
+// (console.go) reads the VM's serial console through its agent over the
+// channel, once or followed as Server-Sent Events.
+//
 // Authentication: the admin key (NKUDO_ADMIN_KEY) or a tenant API key is
 // sent as "Authorization: Bearer <key>". Tenant-scoped routes (/v1/sites,
 // /v1/hosts, …) act on the caller's tenant; the admin key has no tenant of

@@ -17,6 +17,11 @@
 // followers attach with SubscribeLogs and see lines only once they are
 // persisted.
 //
+// Console tails (OpenConsole) are the one exchange the API waits on live:
+// the hub sends console_start, relays the agent's console_data chunks to a
+// small bounded buffer, and sends console_stop when the reader closes or
+// falls behind; a stream ends with its session.
+//
 // The hub never marks an agent offline when its connection drops: the
 // offline sweeper does it from last-seen times, so a quick reconnect racing
 // its own disconnect can never leave an online agent recorded offline.
