@@ -50,6 +50,7 @@ type simAgent struct {
 	seq  uint64
 	hb   []byte // heartbeat frame buffer, reused
 
+	stopped   atomic.Bool  // the server closed with a permanent code
 	hellos    atomic.Int64 // hello_acks received, over all sessions
 	lastHello atomic.Int64 // unix nanos of the last hello_ack
 	lastDown  atomic.Int64 // unix nanos of the last session end
@@ -265,6 +266,9 @@ func (f *fleet) runAgent(ctx context.Context, a *simAgent) {
 			return
 		}
 		if code != -1 && agentproto.Permanent(code) {
+			// Like nkudo-agent: a permanent close ends the agent. The
+			// scenarios count it and go on with the rest of the fleet.
+			a.stopped.Store(true)
 			f.stats.permanent.Add(1)
 			f.log.Warn("agent stopped for good", "agent", a.id, "code", code, "err", err)
 			return

@@ -128,6 +128,8 @@ func TestRunEveryScenarioSmall(t *testing.T) {
 	require.Equal(t, rep.Dispatch.Created, rep.Dispatch.Held)
 	require.GreaterOrEqual(t, rep.Dispatch.Maxms, rep.Dispatch.P99ms)
 	require.GreaterOrEqual(t, rep.Dispatch.P99ms, rep.Dispatch.P50ms)
+	require.Positive(t, rep.Dispatch.SentP50ms)
+	require.GreaterOrEqual(t, rep.Dispatch.SentP50ms, rep.Dispatch.P50ms)
 
 	require.NotNil(t, rep.Logs)
 	require.Positive(t, rep.Logs.LinesAcked)
@@ -192,9 +194,11 @@ func TestPlanTrackerPairsEitherOrder(t *testing.T) {
 		gap          time.Duration
 		want         time.Duration
 		wantEarly    int
+		wantFromSend time.Duration
 	}{
-		{"api first", true, 3 * time.Millisecond, 3 * time.Millisecond, 0},
-		{"agent first", false, 2 * time.Millisecond, 0, 1},
+		{"api first", true, 3 * time.Millisecond, 3 * time.Millisecond, 0, 4 * time.Millisecond},
+		// Sent 1 ms before the agent held it, returned 2 ms after.
+		{"agent first", false, 2 * time.Millisecond, 0, 1, time.Millisecond},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,15 +206,16 @@ func TestPlanTrackerPairsEitherOrder(t *testing.T) {
 			tr := newPlanTracker()
 			id := uuid.New()
 			if tc.createdFirst {
-				tr.created(id, base)
+				tr.created(id, base.Add(-time.Millisecond), base)
 				tr.received(id, base.Add(tc.gap))
 			} else {
 				tr.received(id, base)
-				tr.created(id, base.Add(tc.gap))
+				tr.created(id, base.Add(-time.Millisecond), base.Add(tc.gap))
 			}
 			tr.received(id, base.Add(time.Hour)) // a re-send does not count twice
-			lat, early := tr.snapshot()
+			lat, fromSend, early := tr.snapshot()
 			require.Equal(t, []time.Duration{tc.want}, lat)
+			require.Equal(t, []time.Duration{tc.wantFromSend}, fromSend)
 			require.Equal(t, tc.wantEarly, early)
 			require.True(t, tr.isHeld(id))
 		})

@@ -232,11 +232,18 @@ func (r *runner) sessions(ctx, fctx context.Context) error {
 	r.fleet.start(fctx)
 	n := int64(r.cfg.Agents)
 	limit := 60*time.Second + time.Duration(n)*10*time.Millisecond
-	if err := waitFor(ctx, limit, func() bool { return r.fleet.stats.connected.Load() >= n }); err != nil {
+	// Agents the server stopped for good (a permanent close) are not
+	// waited for; the report shows how many connected.
+	if err := waitFor(ctx, limit, func() bool {
+		return r.fleet.stats.connected.Load()+r.fleet.stats.permanent.Load() >= n
+	}); err != nil {
 		return fmt.Errorf("connecting %d agents: %d connected after %s (dial errors %d, hello failures %d): %w",
 			n, r.fleet.stats.connected.Load(), limit, r.fleet.stats.dialErrors.Load(), r.fleet.stats.helloFailures.Load(), err)
 	}
 	connectTime := time.Since(start)
+	if stopped := r.fleet.stats.permanent.Load(); stopped > 0 {
+		r.log.Warn("agents stopped for good while connecting", "count", stopped)
+	}
 	after, err := r.settledSample(ctx)
 	if err != nil {
 		return fmt.Errorf("sampling server after connecting: %w", err)
@@ -245,9 +252,11 @@ func (r *runner) sessions(ctx, fctx context.Context) error {
 	if !r.cfg.wants(ScenarioSessions) {
 		return nil
 	}
+	live := r.fleet.stats.connected.Load()
+	n = max(live, 1)
 	res := &SessionsResult{
-		Connected: r.fleet.stats.connected.Load(), ConnectSeconds: connectTime.Seconds(),
-		HandshakesPerSecond: float64(n) / connectTime.Seconds(),
+		Connected: live, ConnectSeconds: connectTime.Seconds(),
+		HandshakesPerSecond: float64(live) / connectTime.Seconds(),
 		RSSPerSessionKiB:    -1, HeapPerSessionKiB: -1, GoroutinesPerSession: -1, ServerSessions: -1,
 	}
 	if before.rss >= 0 && after.rss >= 0 {
@@ -387,12 +396,13 @@ func (r *runner) ensureVMs(ctx context.Context, n int) error {
 }
 
 // createPlan posts a one-action raw plan for agent i and returns it with
-// the moment the call returned.
-func (r *runner) createPlan(ctx context.Context, i, k int) (planView, time.Time, error) {
+// the moments the call was sent and returned.
+func (r *runner) createPlan(ctx context.Context, i, k int) (planView, time.Time, time.Time, error) {
 	a := r.fleet.agents[i]
 	var p planView
+	sent := time.Now()
 	err := r.api.do(ctx, call{method: http.MethodPost, path: "/v1/sites/" + r.ts.siteID.String() + "/plans",
 		key: r.ts.keys[k%len(r.ts.keys)], slot: k, want: http.StatusCreated,
 		body: map[string]any{"host_id": a.hostID, "actions": []map[string]any{{"type": agentproto.ActionMicroVMStart, "vm_id": r.vms[i]}}}}, &p)
-	return p, time.Now(), err
+	return p, sent, time.Now(), err
 }

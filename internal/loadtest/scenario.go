@@ -36,7 +36,7 @@ func (r *runner) dispatch(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for k := range jobs {
-				p, at, err := r.createPlan(ctx, k%targets, k)
+				p, sent, at, err := r.createPlan(ctx, k%targets, k)
 				if err != nil {
 					if statusOf(err) == http.StatusTooManyRequests {
 						limited.Add(1)
@@ -49,7 +49,7 @@ func (r *runner) dispatch(ctx context.Context) error {
 					mu.Unlock()
 					continue
 				}
-				r.fleet.tracker.created(p.ID, at)
+				r.fleet.tracker.created(p.ID, sent, at)
 				created.Add(1)
 				mu.Lock()
 				ids = append(ids, p.ID)
@@ -87,12 +87,13 @@ func (r *runner) dispatch(ctx context.Context) error {
 		}
 		return true
 	})
-	lat, early := r.fleet.tracker.snapshot()
+	lat, fromSend, early := r.fleet.tracker.snapshot()
 	res := &DispatchResult{
 		Offered: total, Created: created.Load(), Failed: failed.Load(), RateLimited: limited.Load(),
 		SkippedClientBehind: skipped.Load(), Held: int64(len(lat)), HeldBeforeReturn: early,
 		Targets: targets, PlansPerSecond: float64(created.Load()) / elapsed.Seconds(),
 		P50ms: ms(percentile(lat, 50)), P99ms: ms(percentile(lat, 99)), Maxms: ms(percentile(lat, 100)),
+		SentP50ms: ms(percentile(fromSend, 50)), SentP99ms: ms(percentile(fromSend, 99)), SentMaxms: ms(percentile(fromSend, 100)),
 	}
 	res.Lost = res.Created - res.Held
 	if firstErr != nil {
@@ -127,7 +128,7 @@ func (r *runner) logs(ctx context.Context) error {
 	}()
 	plans := make([]agentproto.Plan, n)
 	for i, a := range agents {
-		p, _, err := r.createPlan(ctx, i, i)
+		p, _, _, err := r.createPlan(ctx, i, i)
 		if err != nil {
 			return fmt.Errorf("creating plan for log agent %d: %w", i, err)
 		}
@@ -265,7 +266,7 @@ func (r *runner) reconnect(ctx context.Context) error {
 	}
 	back := func() bool {
 		for i, a := range r.fleet.agents {
-			if a.hellos.Load() <= base[i] {
+			if a.hellos.Load() <= base[i] && !a.stopped.Load() {
 				return false
 			}
 		}
@@ -286,7 +287,14 @@ func (r *runner) reconnect(ctx context.Context) error {
 			lastBack = max(lastBack, a.lastHello.Load())
 		}
 	}
-	res := &ReconnectResult{Agents: n, Back: backCount, AllBack: waitErr == nil, SecondsSinceRestart: -1, SecondsSinceFirstDrop: -1}
+	stopped := 0
+	for _, a := range r.fleet.agents {
+		if a.stopped.Load() {
+			stopped++
+		}
+	}
+	res := &ReconnectResult{Agents: n, Back: backCount, Stopped: stopped, AllBack: waitErr == nil && backCount == n,
+		SecondsSinceRestart: -1, SecondsSinceFirstDrop: -1}
 	if lastBack > 0 {
 		res.SecondsSinceRestart = time.Duration(lastBack - t0.UnixNano()).Seconds()
 		if firstDown > 0 {

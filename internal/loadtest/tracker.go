@@ -15,31 +15,35 @@ type planTracker struct {
 	mu      sync.Mutex // guards the following
 	entries map[uuid.UUID]*planEntry
 	lat     []time.Duration
+	// fromSend is request sent → agent holds the plan: an upper bound
+	// that stays meaningful when the plan usually arrives first.
+	fromSend []time.Duration
 	// early counts plans the agent held before the API call returned
 	// (the hub dispatches right after the commit); their latency is 0.
 	early int
 }
 
 type planEntry struct {
-	created, received time.Time
+	sent, created, received time.Time
 }
 
 func newPlanTracker() *planTracker {
 	return &planTracker{entries: make(map[uuid.UUID]*planEntry)}
 }
 
-func (t *planTracker) created(id uuid.UUID, at time.Time) {
+// created records that the API call sent at sent returned at at.
+func (t *planTracker) created(id uuid.UUID, sent, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.entries[id]
 	if e == nil {
-		t.entries[id] = &planEntry{created: at}
+		t.entries[id] = &planEntry{sent: sent, created: at}
 		return
 	}
 	if !e.created.IsZero() {
 		return
 	}
-	e.created = at
+	e.sent, e.created = sent, at
 	if !e.received.IsZero() {
 		t.record(e)
 	}
@@ -69,6 +73,7 @@ func (t *planTracker) record(e *planEntry) {
 		d = 0
 	}
 	t.lat = append(t.lat, d)
+	t.fromSend = append(t.fromSend, max(e.received.Sub(e.sent), 0))
 }
 
 // isHeld reports whether the plan was received.
@@ -79,14 +84,15 @@ func (t *planTracker) isHeld(id uuid.UUID) bool {
 	return e != nil && !e.received.IsZero()
 }
 
-// snapshot returns the latencies recorded so far, sorted, and the early
-// count.
-func (t *planTracker) snapshot() ([]time.Duration, int) {
+// snapshot returns the latencies recorded so far (returned → held and
+// sent → held), each sorted, and the early count.
+func (t *planTracker) snapshot() (fromReturn, fromSend []time.Duration, early int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := slices.Clone(t.lat)
-	slices.Sort(out)
-	return out, t.early
+	fromReturn, fromSend = slices.Clone(t.lat), slices.Clone(t.fromSend)
+	slices.Sort(fromReturn)
+	slices.Sort(fromSend)
+	return fromReturn, fromSend, t.early
 }
 
 // percentile returns the p-th percentile (0..100) of sorted, by the
