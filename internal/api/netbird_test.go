@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite" // the "sqlite" driver, to inspect the database file
@@ -118,8 +120,10 @@ func TestNetBirdTokenMintsSealedKeyAndEnrollDeliversIt(t *testing.T) {
 			ManagementURL string `json:"management_url"`
 		} `json:"netbird"`
 	}
-	e.must(http.StatusCreated, req{method: "POST", path: "/v1/enroll",
-		body: map[string]string{"token": tok, "csr": string(csr), "hostname": "edge-9"}}).json(t, &out)
+	enrolled := e.must(http.StatusCreated, req{method: "POST", path: "/v1/enroll",
+		body: map[string]string{"token": tok, "csr": string(csr), "hostname": "edge-9"}})
+	requireDocumented(t, "Enrollment", enrolled.body)
+	enrolled.json(t, &out)
 	require.NotNil(t, out.NetBird, "the answer carries the setup key")
 	require.Equal(t, minted.Key, out.NetBird.SetupKey)
 	require.Equal(t, testManagementURL, out.NetBird.ManagementURL)
@@ -214,6 +218,7 @@ func TestNetBirdMintFailureCreatesNoToken(t *testing.T) {
 			resp := e.must(http.StatusBadGateway, req{method: "POST", path: "/v1/sites/" + site.String() + "/enrollment-tokens",
 				key: e.admin, body: map[string]any{}})
 			require.Equal(t, api.CodeNetBirdUnavailable, resp.errCode(t))
+			requireDocumentedResponse(t, "/v1/sites/{site}/enrollment-tokens", http.MethodPost, http.StatusBadGateway, resp.body)
 			require.Equal(t, 0, e.tokenRows(), "nothing half-created")
 			audit := e.auditResults()
 			require.Equal(t, []string{api.CodeNetBirdUnavailable}, audit["netbird.setup_key.mint"])
@@ -289,7 +294,9 @@ func TestNetBirdRevokeDeletesPeer(t *testing.T) {
 			var host struct {
 				NetBird map[string]any `json:"netbird"`
 			}
-			e.must(http.StatusOK, req{method: "GET", path: "/v1/hosts/" + ag.HostID.String(), key: e.admin}).json(t, &host)
+			hostResp := e.must(http.StatusOK, req{method: "GET", path: "/v1/hosts/" + ag.HostID.String(), key: e.admin})
+			requireDocumented(t, "Host", hostResp.body)
+			hostResp.json(t, &host)
 			if tc.peer != "" {
 				require.Equal(t, map[string]any{"peer_id": tc.peer, "connected": true, "last_seen": "2026-01-02T03:04:05Z"},
 					host.NetBird["management"])
@@ -328,4 +335,40 @@ func requireNotInDB(t *testing.T, dbPath, secret string) {
 		require.False(t, bytes.Contains(data, []byte(secret)), "plaintext setup key found in %s", p)
 		require.False(t, bytes.Contains(bytes.ToLower(data), []byte(strings.ToLower(secret))), "setup key (any case) in %s", p)
 	}
+}
+
+// openAPIDoc is the served OpenAPI document, parsed.
+func openAPIDoc(t *testing.T) *openapi3.T {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPIDocument())
+	require.NoError(t, err)
+	return doc
+}
+
+// requireDocumented checks a body against a component schema of the
+// served OpenAPI document, so the document describes what is answered.
+func requireDocumented(t *testing.T, schema string, body []byte) {
+	t.Helper()
+	ref := openAPIDoc(t).Components.Schemas[schema]
+	require.NotNil(t, ref, "schema %s", schema)
+	var v any
+	require.NoError(t, json.Unmarshal(body, &v))
+	require.NoError(t, ref.Value.VisitJSON(v), "%s: %s", schema, body)
+}
+
+// requireDocumentedResponse checks that the operation documents the
+// status and that body matches its schema.
+func requireDocumentedResponse(t *testing.T, path, method string, status int, body []byte) {
+	t.Helper()
+	item := openAPIDoc(t).Paths.Value(path)
+	require.NotNil(t, item, path)
+	op := item.GetOperation(method)
+	require.NotNil(t, op, "%s %s", method, path)
+	resp := op.Responses.Status(status)
+	require.NotNil(t, resp, "%s %s documents no %d", method, path, status)
+	mt := resp.Value.Content.Get("application/json")
+	require.NotNil(t, mt)
+	var v any
+	require.NoError(t, json.Unmarshal(body, &v))
+	require.NoError(t, mt.Schema.Value.VisitJSON(v), "%s", body)
 }
