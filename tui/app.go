@@ -422,8 +422,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.setFlash("create vm: "+describe(msg.err), true)
 			return m, nil
 		}
-		m.fleet.PutVM(msg.vm)
-		m.applyAll(fleet.Change{Kind: fleet.KindVM, ID: msg.vm.ID})
+		m.applyAll(m.fleet.PutVM(msg.vm))
 		m.setFlash("created vm "+msg.vm.Name, false)
 		return m, nil
 	case tokenMsg:

@@ -30,11 +30,16 @@ const (
 	KindPlan
 )
 
-// Change describes what one Apply touched.
+// Change describes what one Apply touched, so views redo only that.
 type Change struct {
 	Kind    Kind
 	ID      string
 	Deleted bool
+	// Hosts lists the hosts whose VM count changed (a VM change).
+	Hosts []string
+	// Relabel says a host's name or sim label changed (or it is new), so
+	// rows that show them must be redrawn.
+	Relabel bool
 }
 
 // Fleet is the tenant's fleet as last seen. The zero value is empty and
@@ -51,6 +56,9 @@ type Fleet struct {
 	vmPlan map[string]string
 	// hostVMs counts VMs per host, kept current for the host list.
 	hostVMs map[string]int
+	// sums is each site's health, kept current so a heartbeat does not
+	// recount a 10,000-VM fleet.
+	sums map[string]Summary
 }
 
 func (f *Fleet) init() {
@@ -65,6 +73,7 @@ func (f *Fleet) init() {
 	f.mem = map[string][]float64{}
 	f.vmPlan = map[string]string{}
 	f.hostVMs = map[string]int{}
+	f.sums = map[string]Summary{}
 }
 
 // Load replaces everything with a fresh listing. Usage history survives a
@@ -77,6 +86,7 @@ func (f *Fleet) Load(s Snapshot) {
 	clear(f.plans)
 	clear(f.vmPlan)
 	clear(f.hostVMs)
+	clear(f.sums)
 	for _, x := range s.Sites {
 		f.sites[x.ID] = x
 	}
@@ -100,12 +110,39 @@ func (f *Fleet) Load(s Snapshot) {
 	}
 }
 
-func (f *Fleet) putHost(h data.Host) {
+func (f *Fleet) putHost(h data.Host) (relabel bool) {
+	old, had := f.hosts[h.ID]
+	if had {
+		f.countHost(old, -1)
+	}
 	f.hosts[h.ID] = h
+	f.countHost(h, 1)
 	if h.Usage != nil {
 		f.cpu[h.ID] = push(f.cpu[h.ID], h.Usage.CPUPercent)
 		f.mem[h.ID] = push(f.mem[h.ID], h.Usage.MemoryFraction()*100)
 	}
+	return !had || old.Hostname != h.Hostname || old.Simulated != h.Simulated
+}
+
+func (f *Fleet) countHost(h data.Host, d int) {
+	s := f.sums[h.SiteID]
+	s.Hosts += d
+	if h.Online {
+		s.Online += d
+	} else {
+		s.Offline += d
+	}
+	f.sums[h.SiteID] = s
+}
+
+func (f *Fleet) countVM(v data.VM, d int) {
+	s := f.sums[v.SiteID]
+	s.VMs += d
+	if v.Drift() {
+		s.Drift += d
+	}
+	f.sums[v.SiteID] = s
+	f.hostVMs[v.HostID] += d
 }
 
 func push(s []float64, v float64) []float64 {
@@ -116,19 +153,28 @@ func push(s []float64, v float64) []float64 {
 	return s
 }
 
-func (f *Fleet) putVM(v data.VM) {
+// putVM stores v and returns the hosts whose VM count changed.
+func (f *Fleet) putVM(v data.VM) []string {
+	hosts := []string{v.HostID}
 	if old, ok := f.vms[v.ID]; ok {
-		f.hostVMs[old.HostID]--
+		f.countVM(old, -1)
+		if old.HostID != v.HostID {
+			hosts = append(hosts, old.HostID)
+		}
 	}
 	f.vms[v.ID] = v
-	f.hostVMs[v.HostID]++
+	f.countVM(v, 1)
+	return hosts
 }
 
-func (f *Fleet) deleteVM(id string) {
-	if old, ok := f.vms[id]; ok {
-		f.hostVMs[old.HostID]--
-		delete(f.vms, id)
+func (f *Fleet) deleteVM(id string) []string {
+	old, ok := f.vms[id]
+	if !ok {
+		return nil
 	}
+	f.countVM(old, -1)
+	delete(f.vms, id)
+	return []string{old.HostID}
 }
 
 func (f *Fleet) putPlan(p data.Plan) {
@@ -158,21 +204,18 @@ func (f *Fleet) Apply(ev data.Event) Change {
 		return Change{Kind: KindSite, ID: ev.ID, Deleted: true}
 	case data.EventHostUpdated:
 		if ev.Host != nil {
-			f.putHost(*ev.Host)
-			return Change{Kind: KindHost, ID: ev.Host.ID}
+			relabel := f.putHost(*ev.Host)
+			return Change{Kind: KindHost, ID: ev.Host.ID, Relabel: relabel}
 		}
 	case data.EventVMUpdated:
 		if ev.VM != nil {
 			if ev.VM.ActualState == data.StateDeleted && ev.VM.DesiredState == data.StateDeleted {
-				f.deleteVM(ev.VM.ID)
-				return Change{Kind: KindVM, ID: ev.VM.ID, Deleted: true}
+				return Change{Kind: KindVM, ID: ev.VM.ID, Deleted: true, Hosts: f.deleteVM(ev.VM.ID)}
 			}
-			f.putVM(*ev.VM)
-			return Change{Kind: KindVM, ID: ev.VM.ID}
+			return Change{Kind: KindVM, ID: ev.VM.ID, Hosts: f.putVM(*ev.VM)}
 		}
 	case data.EventVMDeleted:
-		f.deleteVM(ev.ID)
-		return Change{Kind: KindVM, ID: ev.ID, Deleted: true}
+		return Change{Kind: KindVM, ID: ev.ID, Deleted: true, Hosts: f.deleteVM(ev.ID)}
 	case data.EventPlanUpdated:
 		if ev.Plan != nil {
 			f.putPlan(*ev.Plan)
@@ -188,10 +231,11 @@ func (f *Fleet) PutPlan(p data.Plan) {
 	f.putPlan(p)
 }
 
-// PutVM records a VM the console just created, before its first event.
-func (f *Fleet) PutVM(v data.VM) {
+// PutVM records a VM the console just created, before its first event,
+// and says what changed.
+func (f *Fleet) PutVM(v data.VM) Change {
 	f.init()
-	f.putVM(v)
+	return Change{Kind: KindVM, ID: v.ID, Hosts: f.putVM(v)}
 }
 
 // Site returns a site by id.
@@ -321,26 +365,12 @@ type Summary struct {
 	Hosts, Online, Offline, VMs, Drift int
 }
 
-// Summarize counts hosts and VMs per site id in one pass over each.
+// Summarize returns each site's health by site id. The counts are kept
+// current as objects change, so this costs one copy per site.
 func (f *Fleet) Summarize() map[string]Summary {
-	out := make(map[string]Summary, len(f.sites))
-	for _, h := range f.hosts {
-		s := out[h.SiteID]
-		s.Hosts++
-		if h.Online {
-			s.Online++
-		} else {
-			s.Offline++
-		}
-		out[h.SiteID] = s
-	}
-	for _, v := range f.vms {
-		s := out[v.SiteID]
-		s.VMs++
-		if v.Drift() {
-			s.Drift++
-		}
-		out[v.SiteID] = s
+	out := make(map[string]Summary, len(f.sums))
+	for id, s := range f.sums {
+		out[id] = s
 	}
 	return out
 }

@@ -26,11 +26,11 @@ func TestApply(t *testing.T) {
 		want  Change
 		check func(t *testing.T, f *Fleet)
 	}{
-		{"vm moves host", data.Event{Type: data.EventVMUpdated, VM: &vm}, Change{Kind: KindVM, ID: "vm-web-1"}, func(t *testing.T, f *Fleet) {
+		{"vm moves host", data.Event{Type: data.EventVMUpdated, VM: &vm}, Change{Kind: KindVM, ID: "vm-web-1", Hosts: []string{"host-ams-02", "host-ams-01"}}, func(t *testing.T, f *Fleet) {
 			require.Equal(t, 1, f.VMCount("host-ams-01"))
 			require.Equal(t, 3, f.VMCount("host-ams-02"))
 		}},
-		{"vm deleted", data.Event{Type: data.EventVMDeleted, ID: "vm-web-1"}, Change{Kind: KindVM, ID: "vm-web-1", Deleted: true}, func(t *testing.T, f *Fleet) {
+		{"vm deleted", data.Event{Type: data.EventVMDeleted, ID: "vm-web-1"}, Change{Kind: KindVM, ID: "vm-web-1", Deleted: true, Hosts: []string{"host-ams-01"}}, func(t *testing.T, f *Fleet) {
 			_, ok := f.VM("vm-web-1")
 			require.False(t, ok)
 			require.Equal(t, 1, f.VMCount("host-ams-01"))
@@ -50,6 +50,20 @@ func TestApply(t *testing.T) {
 		}}, Change{Kind: KindPlan, ID: "p-old"}, func(t *testing.T, f *Fleet) {
 			p, _ := f.LatestPlan("vm-web-2")
 			require.Equal(t, "plan-b", p.ID)
+		}},
+		{"heartbeat keeps labels", data.Event{Type: data.EventHostUpdated, Host: &data.Host{
+			ID: "host-fra-01", SiteID: "site-fra", Hostname: "fra-01", Online: true,
+		}}, Change{Kind: KindHost, ID: "host-fra-01"}, func(t *testing.T, f *Fleet) {
+			require.Equal(t, Summary{Hosts: 1, Online: 1, VMs: 1, Drift: 1}, f.Summarize()["site-fra"])
+		}},
+		{"renamed host relabels", data.Event{Type: data.EventHostUpdated, Host: &data.Host{
+			ID: "host-fra-01", SiteID: "site-fra", Hostname: "fra-01b",
+		}}, Change{Kind: KindHost, ID: "host-fra-01", Relabel: true}, nil},
+		{"new vm counts once", data.Event{Type: data.EventVMUpdated, VM: &data.VM{
+			ID: "vm-n", SiteID: "site-lab", HostID: "host-lab-01", DesiredState: "running", ActualState: "stopped",
+		}}, Change{Kind: KindVM, ID: "vm-n", Hosts: []string{"host-lab-01"}}, func(t *testing.T, f *Fleet) {
+			require.Equal(t, Summary{Hosts: 1, Online: 1, VMs: 3, Drift: 1}, f.Summarize()["site-lab"])
+			require.Equal(t, 3, f.VMCount("host-lab-01"))
 		}},
 		{"event without object changes nothing", data.Event{Type: data.EventVMUpdated}, Change{}, func(t *testing.T, f *Fleet) {
 			require.Len(t, f.VMs(VMFilter{}), 7)

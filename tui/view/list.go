@@ -210,8 +210,11 @@ func (l *List) Apply(f *fleet.Fleet, ch fleet.Change) {
 		h, ok := f.Host(ch.ID)
 		l.upsert(ok && (l.scope.SiteID == "" || h.SiteID == l.scope.SiteID), ch.ID, func() table.Row { return HostRow(h, f, now) })
 	case l.kind == Hosts && ch.Kind == fleet.KindVM:
-		// VM counts changed somewhere; hosts are few compared to VMs.
-		l.Reload(f)
+		// Only the VM counts of the VM's hosts changed.
+		for _, id := range ch.Hosts {
+			h, ok := f.Host(id)
+			l.upsert(ok && (l.scope.SiteID == "" || h.SiteID == l.scope.SiteID), id, func() table.Row { return HostRow(h, f, now) })
+		}
 	case l.kind == VMs && ch.Kind == fleet.KindVM:
 		v, ok := f.VM(ch.ID)
 		in := ok && fleet.VMFilter{SiteID: l.scope.SiteID, HostID: l.scope.HostID}.Match(v)
@@ -223,8 +226,9 @@ func (l *List) Apply(f *fleet.Fleet, ch fleet.Change) {
 				l.table.Upsert(VMRow(v, f, now))
 			}
 		}
-	case l.kind == VMs && ch.Kind == fleet.KindHost:
-		// Host names and the sim label show in VM rows.
+	case l.kind == VMs && ch.Kind == fleet.KindHost && ch.Relabel:
+		// Host names and the sim label show in VM rows; heartbeats that
+		// change neither leave the VM list alone.
 		for _, v := range f.VMs(fleet.VMFilter{HostID: ch.ID}) {
 			if (fleet.VMFilter{SiteID: l.scope.SiteID, HostID: l.scope.HostID}).Match(v) {
 				l.table.Upsert(VMRow(v, f, now))
