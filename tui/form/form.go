@@ -88,13 +88,13 @@ func New(hosts []data.Host, defaultHost string, st style.Styles) Model {
 		in.CharLimit = 253
 		m.inputs[i] = in
 	}
-	m.inputs[FieldName].Placeholder = "web-3"
+	m.inputs[FieldName].Placeholder = "e.g. web-3"
 	m.inputs[FieldHost].SetValue(defaultHost)
 	m.inputs[FieldHost].ShowSuggestions = true
 	m.inputs[FieldHost].SetSuggestions(names)
 	m.inputs[FieldVCPUs].SetValue("1")
 	m.inputs[FieldMemory].SetValue("512")
-	m.inputs[FieldDisk].Placeholder = "/var/lib/nkudo/images/alpine.raw"
+	m.inputs[FieldDisk].Placeholder = "e.g. /var/lib/nkudo/images/alpine.raw"
 	m.inputs[FieldName].Focus()
 	return m
 }
