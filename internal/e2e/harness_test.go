@@ -41,6 +41,11 @@ const adminKey = "e2e-admin-key-0123456789abcdef"
 const waitFor = 90 * time.Second
 
 func TestMain(m *testing.M) {
+	// The test binary doubles as the stand-in `netbird` executable that
+	// agents run (see netbird_test.go).
+	if filepath.Base(os.Args[0]) == "netbird" {
+		os.Exit(netbirdStandin(os.Args[1:]))
+	}
 	os.Exit(run(m))
 }
 
@@ -172,9 +177,12 @@ type server struct {
 	addr        string
 	metricsAddr string
 	databaseURL string
-	proc        *proc
-	cli         *http.Client
-	caPEM       []byte
+	// env is added to the server's environment after the defaults of
+	// start, so it can override them.
+	env   []string
+	proc  *proc
+	cli   *http.Client
+	caPEM []byte
 }
 
 func freeAddr(t testing.TB) string {
@@ -207,6 +215,7 @@ func (s *server) start() {
 		"HEARTBEAT_OFFLINE_AFTER=20m",
 		"NKUDO_LOG_LEVEL=debug",
 	}
+	env = append(env, s.env...)
 	args := []string{"serve", "--addr", s.addr, "--data-dir", filepath.Join(s.dir, "data"), "--metrics-addr", s.metricsAddr}
 	if s.databaseURL != "" {
 		args = append(args, "--database-url", s.databaseURL)

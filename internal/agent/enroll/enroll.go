@@ -223,6 +223,11 @@ const (
 // saveNetBird stores the setup key (0600, never logged) and the management
 // URL the agent joins the mesh with.
 func saveNetBird(dir, key, managementURL string) error {
+	// The first enrollment of a host finds no state directory yet:
+	// identity.Save, which would create it, runs after this.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("storing netbird setup key: creating state directory: %w", err)
+	}
 	if err := (netbird.SetupKeyFile{Path: filepath.Join(dir, NetBirdSetupKeyFile)}).Write(key); err != nil {
 		return fmt.Errorf("storing netbird setup key: %w", err)
 	}

@@ -23,10 +23,15 @@ func TestEnrollStoresNetBirdSetupKey(t *testing.T) {
 		wantKey  bool
 		wantMgmt string
 		wantErr  error
+		// fresh: the state directory does not exist yet, as on a host's
+		// first enrollment.
+		fresh bool
 	}{
 		{name: "key and management url", answer: &netbirdAnswer{SetupKey: key, ManagementURL: "https://nb.example.test:443"},
 			wantKey: true, wantMgmt: "https://nb.example.test:443\n"},
 		{name: "key only", answer: &netbirdAnswer{SetupKey: key}, wantKey: true},
+		{name: "no state directory yet", answer: &netbirdAnswer{SetupKey: key, ManagementURL: "https://nb.example.test:443"},
+			wantKey: true, wantMgmt: "https://nb.example.test:443\n", fresh: true},
 		{name: "netbird off", answer: nil},
 		// Refused before an identity is stored.
 		{name: "bad management url", answer: &netbirdAnswer{SetupKey: key, ManagementURL: "ftp://x"}, wantErr: ErrBadResponse},
@@ -37,6 +42,9 @@ func TestEnrollStoresNetBirdSetupKey(t *testing.T) {
 			ts := newTestServer(t)
 			ts.netbird = tc.answer
 			dir := t.TempDir()
+			if tc.fresh {
+				dir = filepath.Join(dir, "state", "nkudo")
+			}
 			_, err := Enroll(context.Background(), Options{
 				Server: ts.URL, Token: "good-token", StateDir: dir, CAFile: writeCAFile(t, ts.auth), Hostname: "edge-1",
 			})
