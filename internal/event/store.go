@@ -285,6 +285,17 @@ func (s *Store) CreatePlan(ctx context.Context, p store.Plan) error {
 	return nil
 }
 
+// CreateVMWithPlan publishes vm.updated then plan.updated, both as
+// given (no read-back), once the transaction holding both committed.
+func (s *Store) CreateVMWithPlan(ctx context.Context, vm store.VM, p store.Plan) error {
+	if err := s.Store.CreateVMWithPlan(ctx, vm, p); err != nil {
+		return err
+	}
+	s.publish(TypeVMUpdated, vm.TenantID, vm.ID, vm.UpdatedAt, vm)
+	s.publish(TypePlanUpdated, p.TenantID, p.ID, p.UpdatedAt, p)
+	return nil
+}
+
 // MarkPlanDispatched publishes plan.updated with the plan the store
 // returns. A repeated acknowledgement republishes the plan unchanged,
 // which subscribers merge as a no-op.

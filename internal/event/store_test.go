@@ -231,6 +231,38 @@ func TestStorePublishesEachMutation(t *testing.T) {
 		return err
 	}, false)
 
+	vm3 := vm
+	vm3.ID, vm3.Name, vm3.ActualState = store.NewID(), "cache", store.VMCreating
+	plan3 := plan
+	plan3.ID = store.NewID()
+	plan3.Actions = []store.PlanAction{{
+		ID: store.NewID(), PlanID: plan3.ID, Type: store.ActionMicroVMCreate, VMID: vm3.ID,
+		Status: store.StatusPending, ExecutionID: store.NewID(), UpdatedAt: clock,
+	}}
+	got = e.step("create vm with plan", func() error { return st.CreateVMWithPlan(ctx, vm3, plan3) },
+		false, want{TypeVMUpdated, vm3.ID}, want{TypePlanUpdated, plan3.ID})
+	require.Equal(t, vm3, got[0].Object.(store.VM))
+	require.Equal(t, plan3, got[1].Object.(store.Plan))
+	e.step("create vm with plan, name taken", func() error {
+		dup, dupPlan := vm3, plan3
+		dup.ID, dupPlan.ID = store.NewID(), store.NewID()
+		dupPlan.Actions = []store.PlanAction{{
+			ID: store.NewID(), PlanID: dupPlan.ID, Type: store.ActionMicroVMCreate, VMID: dup.ID,
+			Status: store.StatusPending, ExecutionID: store.NewID(), UpdatedAt: clock,
+		}}
+		return st.CreateVMWithPlan(ctx, dup, dupPlan)
+	}, true)
+	e.step("create vm with plan, plan refused", func() error {
+		other, reused := vm3, plan3
+		other.ID, other.Name = store.NewID(), "cache-2"
+		// plan3's id again: the plan is refused, so the vm is not stored.
+		reused.Actions = []store.PlanAction{{
+			ID: store.NewID(), PlanID: reused.ID, Type: store.ActionMicroVMCreate, VMID: other.ID,
+			Status: store.StatusPending, ExecutionID: store.NewID(), UpdatedAt: clock,
+		}}
+		return st.CreateVMWithPlan(ctx, other, reused)
+	}, true)
+
 	got = e.step("revoke agent", func() error {
 		_, err := st.RevokeAgent(ctx, e.tenant, enr.AgentID, clock)
 		return err

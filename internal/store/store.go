@@ -188,7 +188,9 @@ type Host struct {
 }
 
 // Enrollment is what the store records when an agent enrolls: the token is
-// consumed and the agent and its host are created in one transaction.
+// consumed, the agent (with its first certificate) and its host are
+// created and the audit event is recorded in one write transaction, so an
+// enrollment costs one commit.
 type Enrollment struct {
 	TokenHash     []byte
 	AgentID       uuid.UUID
@@ -197,6 +199,10 @@ type Enrollment struct {
 	CertSerial    string
 	CertExpiresAt time.Time
 	Now           time.Time
+	// Audit, when non-nil, is recorded in the same transaction; its
+	// TenantID is the token's (filled in by the store, since the caller
+	// may not know it for certain until the token is consumed).
+	Audit *AuditEvent
 }
 
 // HostState is one heartbeat's worth of host state, written in batches.
@@ -384,6 +390,13 @@ type Store interface {
 	// up) and creates the agent and its host. Of two concurrent calls with
 	// a one-use token exactly one succeeds.
 	ConsumeEnrollment(ctx context.Context, e Enrollment) (Agent, Host, EnrollmentToken, error)
+	// EnrollmentTokenByHash reads the token with that hash without using
+	// it, so the caller can sign the agent's certificate (which names the
+	// token's tenant and site) before the single write of
+	// ConsumeEnrollment. ErrTokenInvalid when unknown, expired at now or
+	// used up; a token valid here may still be used up by the time it is
+	// consumed.
+	EnrollmentTokenByHash(ctx context.Context, hash []byte, now time.Time) (EnrollmentToken, error)
 	// ExpiredUnusedTokens lists tokens expired before now with no use and a
 	// NetBird setup key still to revoke; ClearTokenSetupKey forgets the key.
 	ExpiredUnusedTokens(ctx context.Context, now time.Time, limit int) ([]EnrollmentToken, error)
@@ -427,6 +440,12 @@ type Store interface {
 	// CreatePlan stores a plan with its actions and one execution per
 	// action in one transaction.
 	CreatePlan(ctx context.Context, p Plan) error
+	// CreateVMWithPlan stores a new VM and the plan that creates it (its
+	// actions and one execution per action) in one transaction, so no VM
+	// is ever left waiting in "creating" without a plan, whatever fails
+	// or crashes. It fails as CreateVM would (ErrConflict for a taken
+	// name) or as CreatePlan would, and then nothing is written.
+	CreateVMWithPlan(ctx context.Context, vm VM, p Plan) error
 	GetPlan(ctx context.Context, tenantID, id uuid.UUID) (Plan, error)
 	ListPlans(ctx context.Context, tenantID uuid.UUID, f PlanFilter, p Page) ([]Plan, bool, error)
 	// PendingPlans returns the agent's plans that are not terminal, oldest

@@ -14,14 +14,42 @@ import (
 // CreateVM stores a VM; a live VM of the same name in the tenant is
 // store.ErrConflict, an unknown site or host store.ErrNotFound.
 func (s *Store) CreateVM(ctx context.Context, vm store.VM) error {
+	args, err := vmArgs(vm)
+	if err != nil {
+		return fmt.Errorf("creating vm %s: %w", vm.ID, err)
+	}
+	if _, err := s.pool.Exec(ctx, qInsertVM, args...); err != nil {
+		return fmt.Errorf("creating vm %s: %w", vm.ID, translate(err))
+	}
+	return nil
+}
+
+// vmArgs are the arguments of qInsertVM for vm.
+func vmArgs(vm store.VM) ([]any, error) {
 	spec, err := jsonObject(vm.Spec)
 	if err != nil {
-		return fmt.Errorf("creating vm %s: spec: %w", vm.ID, err)
+		return nil, fmt.Errorf("spec: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, qInsertVM, vm.ID, vm.TenantID, vm.SiteID, nullID(vm.HostID), vm.Name,
+	return []any{vm.ID, vm.TenantID, vm.SiteID, nullID(vm.HostID), vm.Name,
 		vm.DesiredState, vm.ActualState, vm.VCPUs, vm.MemoryMiB, spec, vm.Error,
-		ts(vm.CreatedAt), ts(vm.UpdatedAt)); err != nil {
-		return fmt.Errorf("creating vm %s: %w", vm.ID, translate(err))
+		ts(vm.CreatedAt), ts(vm.UpdatedAt)}, nil
+}
+
+// CreateVMWithPlan stores a VM and its plan in one transaction and one
+// round trip: the VM row is queued first, so the plan's actions may
+// reference it, and a failure of any statement rolls back all of them.
+func (s *Store) CreateVMWithPlan(ctx context.Context, vm store.VM, p store.Plan) error {
+	args, err := vmArgs(vm)
+	if err != nil {
+		return fmt.Errorf("creating vm %s with plan %s: %w", vm.ID, p.ID, err)
+	}
+	b := &pgx.Batch{}
+	b.Queue(qInsertVM, args...)
+	if err := queuePlan(b, p); err != nil {
+		return fmt.Errorf("creating vm %s with plan %s: %w", vm.ID, p.ID, err)
+	}
+	if err := s.sendInTx(ctx, b); err != nil {
+		return fmt.Errorf("creating vm %s with plan %s: %w", vm.ID, p.ID, err)
 	}
 	return nil
 }
@@ -122,6 +150,20 @@ func (s *Store) CountVMsByHost(ctx context.Context, tenantID, siteID uuid.UUID) 
 // CreatePlan stores a plan, its actions and one execution per action in
 // one transaction and one round trip.
 func (s *Store) CreatePlan(ctx context.Context, p store.Plan) error {
+	b := &pgx.Batch{}
+	if err := queuePlan(b, p); err != nil {
+		return fmt.Errorf("creating plan %s: %w", p.ID, err)
+	}
+	if err := s.sendInTx(ctx, b); err != nil {
+		return fmt.Errorf("creating plan %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+// queuePlan queues the inserts of p, its actions and their executions
+// (one statement each, the rows passed as arrays) on b. Params are
+// encoded here, so malformed JSON fails before anything is sent.
+func queuePlan(b *pgx.Batch, p store.Plan) error {
 	status := p.Status
 	if status == "" {
 		status = store.StatusPending
@@ -136,7 +178,7 @@ func (s *Store) CreatePlan(ctx context.Context, p store.Plan) error {
 	for i, a := range p.Actions {
 		prm, err := jsonObject(a.Params)
 		if err != nil {
-			return fmt.Errorf("creating plan %s: action %s params: %w", p.ID, a.ID, err)
+			return fmt.Errorf("action %s params: %w", a.ID, err)
 		}
 		ids[i], execIDs[i], seqs[i], types[i], params[i], errs[i] = a.ID, a.ExecutionID, int32(a.Seq), a.Type, prm, a.Error
 		if a.VMID != uuid.Nil {
@@ -149,19 +191,21 @@ func (s *Store) CreatePlan(ctx context.Context, p store.Plan) error {
 		}
 	}
 	created, updated := ts(p.CreatedAt), ts(p.UpdatedAt)
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		b.Queue(qInsertPlan, p.ID, p.TenantID, p.SiteID, p.HostID, p.AgentID, status, created, updated)
-		if n > 0 {
-			b.Queue(qInsertActions, p.TenantID, p.ID, updated, ids, seqs, types, vmIDs, params, stats, execIDs, errs)
-			b.Queue(qInsertExecutions, p.TenantID, p.ID, created, ids, execIDs, stats, errs)
-		}
-		return translate(tx.SendBatch(ctx, b).Close())
-	})
-	if err != nil {
-		return fmt.Errorf("creating plan %s: %w", p.ID, translate(err))
+	b.Queue(qInsertPlan, p.ID, p.TenantID, p.SiteID, p.HostID, p.AgentID, status, created, updated)
+	if n > 0 {
+		b.Queue(qInsertActions, p.TenantID, p.ID, updated, ids, seqs, types, vmIDs, params, stats, execIDs, errs)
+		b.Queue(qInsertExecutions, p.TenantID, p.ID, created, ids, execIDs, stats, errs)
 	}
 	return nil
+}
+
+// sendInTx runs the statements of b in one transaction: the first one
+// that fails rolls back all of them.
+func (s *Store) sendInTx(ctx context.Context, b *pgx.Batch) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		return translate(tx.SendBatch(ctx, b).Close())
+	})
+	return translate(err)
 }
 
 // withActions loads the actions of plans (in one query) into them.

@@ -17,58 +17,74 @@ import (
 // plan or action status means pending. The site, host, agent and VMs must
 // belong to the plan's tenant, else store.ErrNotFound.
 func (s *Store) CreatePlan(ctx context.Context, p store.Plan) error {
+	params, err := planParams(p)
+	if err != nil {
+		return fmt.Errorf("creating plan %s: %w", p.ID, err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		return insertPlan(ctx, tx, p, params)
+	})
+	if err != nil {
+		return fmt.Errorf("creating plan %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+// planParams encodes the params of p's actions, before any transaction
+// starts, so malformed JSON costs no write lock.
+func planParams(p store.Plan) ([]string, error) {
 	params := make([]string, len(p.Actions))
 	for i, a := range p.Actions {
 		enc, err := jsonObject(a.Params)
 		if err != nil {
-			return fmt.Errorf("creating plan %s: action %s params: %w", p.ID, a.ID, err)
+			return nil, fmt.Errorf("action %s params: %w", a.ID, err)
 		}
 		params[i] = enc
 	}
+	return params, nil
+}
+
+// insertPlan writes p, its actions and their executions inside tx;
+// params are the actions' encoded params (planParams).
+func insertPlan(ctx context.Context, tx *sql.Tx, p store.Plan, params []string) error {
 	status := p.Status
 	if status == "" {
 		status = store.StatusPending
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, qInsertPlan, p.ID, p.TenantID, p.SiteID, p.HostID, p.AgentID, status,
-			micros(p.CreatedAt), micros(p.UpdatedAt)); err != nil {
-			return translate(err)
-		}
-		if len(p.Actions) == 0 {
-			return nil
-		}
-		actStmt, err := tx.PrepareContext(ctx, qInsertAction)
-		if err != nil {
-			return translate(err)
-		}
-		defer func() { _ = actStmt.Close() }()
-		execStmt, err := tx.PrepareContext(ctx, qInsertExecution)
-		if err != nil {
-			return translate(err)
-		}
-		defer func() { _ = execStmt.Close() }()
-		for i, a := range p.Actions {
-			st := a.Status
-			if st == "" {
-				st = store.StatusPending
-			}
-			updated := a.UpdatedAt
-			if updated.IsZero() {
-				updated = p.CreatedAt
-			}
-			if _, err := actStmt.ExecContext(ctx, a.ID, p.TenantID, p.ID, i, a.Type, nullID(a.VMID), params[i], st,
-				a.ExecutionID, a.Error, micros(updated)); err != nil {
-				return translate(err)
-			}
-			if _, err := execStmt.ExecContext(ctx, a.ExecutionID, p.TenantID, p.ID, a.ID, st, a.Error,
-				nil, nil, micros(p.CreatedAt)); err != nil {
-				return translate(err)
-			}
-		}
+	if _, err := tx.ExecContext(ctx, qInsertPlan, p.ID, p.TenantID, p.SiteID, p.HostID, p.AgentID, status,
+		micros(p.CreatedAt), micros(p.UpdatedAt)); err != nil {
+		return translate(err)
+	}
+	if len(p.Actions) == 0 {
 		return nil
-	})
+	}
+	actStmt, err := tx.PrepareContext(ctx, qInsertAction)
 	if err != nil {
-		return fmt.Errorf("creating plan %s: %w", p.ID, err)
+		return translate(err)
+	}
+	defer func() { _ = actStmt.Close() }()
+	execStmt, err := tx.PrepareContext(ctx, qInsertExecution)
+	if err != nil {
+		return translate(err)
+	}
+	defer func() { _ = execStmt.Close() }()
+	for i, a := range p.Actions {
+		st := a.Status
+		if st == "" {
+			st = store.StatusPending
+		}
+		updated := a.UpdatedAt
+		if updated.IsZero() {
+			updated = p.CreatedAt
+		}
+		if _, err := actStmt.ExecContext(ctx, a.ID, p.TenantID, p.ID, i, a.Type, nullID(a.VMID), params[i], st,
+			a.ExecutionID, a.Error, micros(updated)); err != nil {
+			return translate(err)
+		}
+		if _, err := execStmt.ExecContext(ctx, a.ExecutionID, p.TenantID, p.ID, a.ID, st, a.Error,
+			nil, nil, micros(p.CreatedAt)); err != nil {
+			return translate(err)
+		}
 	}
 	return nil
 }
@@ -312,13 +328,38 @@ func (s *Store) AppendLogLines(ctx context.Context, lines []store.LogLine) error
 		return nil
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, qInsertLogLine)
-		if err != nil {
-			return translate(err)
-		}
-		defer func() { _ = stmt.Close() }()
-		for _, l := range lines {
-			if _, err := stmt.ExecContext(ctx, l.ExecutionID, l.Seq, micros(l.At), l.Stream, l.Message); err != nil {
+		// One multi-row statement per chunk: a statement execution is the
+		// unit of cost here (the driver binds, steps and watches the
+		// context once per call), not the row. Full chunks share one
+		// prepared statement; the remainder gets its own.
+		var full *sql.Stmt
+		defer func() {
+			if full != nil {
+				_ = full.Close()
+			}
+		}()
+		args := make([]any, 0, logChunkRows*logLineCols)
+		for rest := lines; len(rest) > 0; {
+			n := min(len(rest), logChunkRows)
+			chunk := rest[:n]
+			rest = rest[n:]
+			args = args[:0]
+			for _, l := range chunk {
+				args = append(args, l.ExecutionID, l.Seq, micros(l.At), l.Stream, l.Message)
+			}
+			if n < logChunkRows {
+				if _, err := tx.ExecContext(ctx, insertLogLinesQuery(n), args...); err != nil {
+					return translate(err)
+				}
+				continue
+			}
+			if full == nil {
+				var err error
+				if full, err = tx.PrepareContext(ctx, qInsertLogLinesChunk); err != nil {
+					return translate(err)
+				}
+			}
+			if _, err := full.ExecContext(ctx, args...); err != nil {
 				return translate(err)
 			}
 		}

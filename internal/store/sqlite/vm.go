@@ -17,9 +17,48 @@ import (
 // tenant is store.ErrConflict. Empty states default to desired running and
 // actual unknown.
 func (s *Store) CreateVM(ctx context.Context, vm store.VM) error {
+	args, err := vmArgs(vm)
+	if err != nil {
+		return fmt.Errorf("creating vm %s: %w", vm.ID, err)
+	}
+	if _, err := s.w.ExecContext(ctx, qInsertVM, args...); err != nil {
+		return fmt.Errorf("creating vm %s: %w", vm.ID, translate(err))
+	}
+	return nil
+}
+
+// CreateVMWithPlan stores a VM and its plan in one transaction: the VM
+// row goes first, so the plan's actions may reference it, and a failure
+// of either rolls both back.
+func (s *Store) CreateVMWithPlan(ctx context.Context, vm store.VM, p store.Plan) error {
+	args, err := vmArgs(vm)
+	if err != nil {
+		return fmt.Errorf("creating vm %s with plan %s: %w", vm.ID, p.ID, err)
+	}
+	params, err := planParams(p)
+	if err != nil {
+		return fmt.Errorf("creating vm %s with plan %s: %w", vm.ID, p.ID, err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, qInsertVM, args...); err != nil {
+			return fmt.Errorf("inserting vm: %w", translate(err))
+		}
+		if err := insertPlan(ctx, tx, p, params); err != nil {
+			return fmt.Errorf("inserting plan: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("creating vm %s with plan %s: %w", vm.ID, p.ID, err)
+	}
+	return nil
+}
+
+// vmArgs are the arguments of qInsertVM for vm, with its defaults applied.
+func vmArgs(vm store.VM) ([]any, error) {
 	spec, err := jsonObject(vm.Spec)
 	if err != nil {
-		return fmt.Errorf("creating vm %s: spec: %w", vm.ID, err)
+		return nil, fmt.Errorf("spec: %w", err)
 	}
 	desired, actual := vm.DesiredState, vm.ActualState
 	if desired == "" {
@@ -28,11 +67,8 @@ func (s *Store) CreateVM(ctx context.Context, vm store.VM) error {
 	if actual == "" {
 		actual = store.VMUnknown
 	}
-	if _, err := s.w.ExecContext(ctx, qInsertVM, vm.ID, vm.TenantID, vm.SiteID, nullID(vm.HostID), vm.Name,
-		desired, actual, vm.VCPUs, vm.MemoryMiB, spec, vm.Error, micros(vm.CreatedAt), micros(vm.UpdatedAt)); err != nil {
-		return fmt.Errorf("creating vm %s: %w", vm.ID, translate(err))
-	}
-	return nil
+	return []any{vm.ID, vm.TenantID, vm.SiteID, nullID(vm.HostID), vm.Name,
+		desired, actual, vm.VCPUs, vm.MemoryMiB, spec, vm.Error, micros(vm.CreatedAt), micros(vm.UpdatedAt)}, nil
 }
 
 // GetVM returns a tenant's VM, deleted or not.

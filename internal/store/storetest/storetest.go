@@ -41,6 +41,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"VMStates", testVMStates},
 		{"CountVMsByHost", testCountVMsByHost},
 		{"Plans", testPlans},
+		{"CreateVMWithPlan", testCreateVMWithPlan},
 		{"PlanDispatch", testPlanDispatch},
 		{"ApplyActionResult", testApplyActionResult},
 		{"PlanFailure", testPlanFailure},
