@@ -65,6 +65,16 @@ type Config struct {
 	// with jitter between stream reconnects (defaults 500 ms and 30 s).
 	ReconnectBase time.Duration
 	ReconnectMax  time.Duration
+	// OnStreamState, when set, is told about the health of every
+	// following stream (Events, FollowLogs, FollowConsole): connected
+	// true once a connection's answer was accepted; false with the cause
+	// when the connection failed or broke and the stream will reconnect,
+	// or when the stream gave up for good (err is the final error), and
+	// false with a nil error when it completed. stream is the request
+	// path (e.g. "/v1/events"). It is called on the goroutine running the
+	// stream, so it must return quickly; it is never called once the
+	// stream's context has ended.
+	OnStreamState func(stream string, connected bool, err error)
 }
 
 // Client calls the n-kudo JSON API. It is safe for concurrent use.
@@ -77,6 +87,7 @@ type Client struct {
 	timeout   time.Duration
 	reconBase time.Duration
 	reconMax  time.Duration
+	onState   func(stream string, connected bool, err error)
 }
 
 // New validates cfg and builds a Client.
@@ -100,6 +111,7 @@ func New(cfg Config) (*Client, error) {
 		timeout:   cfg.Timeout,
 		reconBase: cfg.ReconnectBase,
 		reconMax:  cfg.ReconnectMax,
+		onState:   cfg.OnStreamState,
 	}
 	if c.userAgent == "" {
 		c.userAgent = "nkudo-client/" + version.Version

@@ -136,6 +136,10 @@ func IsUnreachable(err error) bool { return errors.Is(err, ErrUnreachable) }
 // failures, throttling and server-side trouble pass; a refusal of the
 // request itself (4xx) would only repeat.
 func retryable(err error) bool {
+	var re transientError
+	if errors.As(err, &re) {
+		return true
+	}
 	if errors.Is(err, ErrInvalidResponse) {
 		// The same bytes would come back on a reconnect.
 		return false
@@ -146,3 +150,11 @@ func retryable(err error) bool {
 	}
 	return true
 }
+
+// transientError marks a refusal that a stream outlives: the condition
+// (e.g. the VM's host being offline) is expected to pass, so the stream
+// retries instead of failing.
+type transientError struct{ err error }
+
+func (t transientError) Error() string { return t.err.Error() }
+func (t transientError) Unwrap() error { return t.err }

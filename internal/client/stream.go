@@ -118,21 +118,29 @@ type streamSession func(ctx context.Context) (progressed bool, err error)
 // fails or the server refuses the request; other failures (network,
 // 5xx, 429, a stream cut short) reconnect after a capped, jittered
 // backoff.
-func (c *Client) resume(ctx context.Context, session streamSession) error {
+func (c *Client) resume(ctx context.Context, path string, session streamSession) error {
 	b := backoff.Backoff{Base: c.reconBase, Max: c.reconMax}
 	for {
 		progressed, err := session(ctx)
 		var he handlerError
 		switch {
 		case errors.Is(err, errStreamDone):
+			c.streamState(ctx, path, false, nil)
 			return nil
 		case errors.As(err, &he):
 			return he.err
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case err != nil && !retryable(err):
+			c.streamState(ctx, path, false, err)
 			return err
 		}
+		if err == nil {
+			// A session only ends without an error when the body ended
+			// cleanly, which for a live stream is still a cut.
+			err = fmt.Errorf("reading stream %s: %w: the server closed it", path, ErrUnreachable)
+		}
+		c.streamState(ctx, path, false, err)
 		if progressed {
 			b.Reset()
 		}
@@ -180,7 +188,16 @@ func (c *Client) openStream(ctx context.Context, path string, q url.Values, last
 		cancel()
 		return nil, nil, nil, fmt.Errorf("opening stream %s: %w: content type %q is not text/event-stream", path, ErrInvalidResponse, mt)
 	}
+	c.streamState(ctx, path, true, nil)
 	return resp, poke, cancel, nil
+}
+
+// streamState reports a stream's health to Config.OnStreamState while
+// the stream's caller is still listening.
+func (c *Client) streamState(ctx context.Context, path string, connected bool, err error) {
+	if c.onState != nil && ctx.Err() == nil {
+		c.onState(path, connected, err)
+	}
 }
 
 // FollowLogs calls fn with every log line of an execution after seq
@@ -192,7 +209,7 @@ func (c *Client) openStream(ctx context.Context, path string, q url.Values, last
 func (c *Client) FollowLogs(ctx context.Context, exec uuid.UUID, afterSeq int64, fn func(LogLine) error) error {
 	last := afterSeq
 	path := "/v1/executions/" + exec.String() + "/logs"
-	err := c.resume(ctx, func(ctx context.Context) (bool, error) {
+	err := c.resume(ctx, path, func(ctx context.Context) (bool, error) {
 		q := url.Values{"follow": {"true"}}
 		lastID := ""
 		if last > 0 {
@@ -250,7 +267,7 @@ func (c *Client) FollowLogs(ctx context.Context, exec uuid.UUID, afterSeq int64,
 func (c *Client) Events(ctx context.Context, since uint64, fn func(Event) error) error {
 	last := since
 	const path = "/v1/events"
-	err := c.resume(ctx, func(ctx context.Context) (bool, error) {
+	err := c.resume(ctx, path, func(ctx context.Context) (bool, error) {
 		q := url.Values{}
 		lastID := ""
 		if last > 0 {

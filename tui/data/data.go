@@ -209,6 +209,10 @@ type LogLine struct {
 	At     time.Time
 	Stream string
 	Text   string
+	// Partial marks a line that is not finished yet (a console prompt
+	// waiting for input): the first line of the next batch is the same
+	// line, completed or grown, and replaces it.
+	Partial bool
 }
 
 // LogBatch is what a tail delivers: lines, or the error that ended it.

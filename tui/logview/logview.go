@@ -140,6 +140,10 @@ func (m *Model) clamp() {
 
 // Append adds lines (used by Update; exported for tests of the widget).
 func (m *Model) Append(lines []data.LogLine) {
+	if n := len(m.lines); n > 0 && m.lines[n-1].Partial && len(lines) > 0 {
+		// The unfinished line is superseded by its continuation.
+		m.lines = m.lines[:n-1]
+	}
 	m.lines = append(m.lines, lines...)
 	if over := len(m.lines) - MaxLines; over > 0 {
 		m.lines = append(m.lines[:0], m.lines[over:]...)

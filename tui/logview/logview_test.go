@@ -59,3 +59,33 @@ func TestBoundedAndEnded(t *testing.T) {
 	m, _ = m.Update(LinesMsg{ID: m.ID(), Batch: data.LogBatch{Err: fmt.Errorf("execution gone")}})
 	require.Contains(t, ansi.Strip(m.View()), "ended: execution gone")
 }
+
+func TestAppendReplacesPartialLine(t *testing.T) {
+	t.Parallel()
+	l := func(text string, partial bool) data.LogLine { return data.LogLine{Text: text, Partial: partial} }
+	tests := []struct {
+		name    string
+		batches [][]data.LogLine
+		want    []string
+	}{
+		{"whole lines accumulate", [][]data.LogLine{{l("a", false)}, {l("b", false)}}, []string{"a", "b"}},
+		{"prompt is completed in place", [][]data.LogLine{{l("boot", false), l("login: ", true)}, {l("login: root", false)}}, []string{"boot", "login: root"}},
+		{"partial grows", [][]data.LogLine{{l("lo", true)}, {l("login", true)}, {l("login: ", true)}}, []string{"login: "}},
+		{"empty batch keeps the partial", [][]data.LogLine{{l("lo", true)}, {}}, []string{"lo"}},
+		{"partial then more lines", [][]data.LogLine{{l("a", true)}, {l("ab", false), l("c", false)}}, []string{"ab", "c"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := New(data.LogTarget{Kind: data.LogConsole, ID: "vm"}, "console vm", style.Plain())
+			for _, b := range tt.batches {
+				m.Append(b)
+			}
+			var got []string
+			for _, line := range m.Lines() {
+				got = append(got, line.Text)
+			}
+			require.Equal(t, tt.want, got)
+		})
+	}
+}

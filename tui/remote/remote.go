@@ -2,14 +2,8 @@ package remote
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -37,65 +31,58 @@ type Source struct {
 	c    *client.Client
 	opts Options
 
-	mu    sync.Mutex // guards hosts
+	mu    sync.Mutex // guards the following
 	hosts map[uuid.UUID]client.Host
+	// watch is the running subscription's connection tracker; a Source
+	// serves one subscription at a time (the console builds a new Source
+	// per context), and a second Subscribe takes the reports over.
+	watch *connWatch
 }
 
 var _ data.Source = (*Source)(nil)
 
-// New builds the client from cfg with a transport that reports the event
-// stream's health, and returns the source over it.
+// New builds the client from cfg, with a stream-state hook that turns the
+// event stream's health into connection events (any OnStreamState already
+// in cfg is still called), and returns the source over it.
 func New(cfg client.Config, o Options) (*Source, error) {
 	if o.OfflineAfter <= 0 {
 		o.OfflineAfter = 3
 	}
-	hc, err := httpClient(cfg)
-	if err != nil {
-		return nil, err
+	s := &Source{opts: o, hosts: map[uuid.UUID]client.Host{}}
+	next := cfg.OnStreamState
+	cfg.OnStreamState = func(stream string, connected bool, err error) {
+		if stream == eventsPath {
+			s.streamState(connected, err)
+		}
+		if next != nil {
+			next(stream, connected, err)
+		}
 	}
-	cfg.HTTPClient = hc
 	c, err := client.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("building remote source: %w", err)
 	}
-	return &Source{c: c, opts: o, hosts: map[uuid.UUID]client.Host{}}, nil
+	s.c = c
+	return s, nil
 }
 
 // Close releases idle connections.
 func (s *Source) Close() { s.c.Close() }
 
-// httpClient returns cfg's HTTP client (or one trusting cfg's CA, built
-// like the client builds it) with its transport wrapped by a watcher.
-func httpClient(cfg client.Config) (*http.Client, error) {
-	if cfg.HTTPClient != nil {
-		hc := *cfg.HTTPClient
-		base := hc.Transport
-		if base == nil {
-			base = http.DefaultTransport
-		}
-		hc.Transport = watcher{base: base}
-		return &hc, nil
+// streamState routes the client's report on the event stream to the
+// subscription's watch. The client calls it on the goroutine running the
+// stream, the one that also delivers events to the watch.
+func (s *Source) streamState(connected bool, err error) {
+	s.mu.Lock()
+	w := s.watch
+	s.mu.Unlock()
+	switch {
+	case w == nil:
+	case connected:
+		w.connected()
+	case err != nil:
+		w.failed(err)
 	}
-	pem := cfg.CAPEM
-	if len(pem) == 0 && cfg.CAFile != "" {
-		var err error
-		if pem, err = os.ReadFile(cfg.CAFile); err != nil {
-			return nil, fmt.Errorf("building remote source: reading CA file: %w", err)
-		}
-	}
-	pool := x509.NewCertPool()
-	if len(pem) == 0 || !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("building remote source: %w: a CA certificate is required", ErrConfig)
-	}
-	return &http.Client{Transport: watcher{base: &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13},
-		TLSHandshakeTimeout: 10 * time.Second,
-		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: 8,
-		IdleConnTimeout:     90 * time.Second,
-	}}}, nil
 }
 
 // mapErr adds data's sentinel to a client error so views can explain it.
@@ -227,11 +214,8 @@ func (s *Source) CreateEnrollmentToken(ctx context.Context, siteID string) (data
 	return data.Token{Token: t.Token, ExpiresAt: t.ExpiresAt}, nil
 }
 
-// ErrNoConsole is reported by console tails: the API client has no VM
-// console stream yet.
-var ErrNoConsole = errors.New("the api client cannot tail VM consoles yet")
-
-// FollowLogs implements data.Source. The goroutine it starts ends when the
+// FollowLogs implements data.Source: an execution's log lines, or a VM's
+// serial console cut into lines. The goroutine it starts ends when the
 // tail ends or ctx does; the channel closes after it.
 func (s *Source) FollowLogs(ctx context.Context, target data.LogTarget) <-chan data.LogBatch {
 	out := make(chan data.LogBatch)
@@ -245,23 +229,46 @@ func (s *Source) FollowLogs(ctx context.Context, target data.LogTarget) <-chan d
 				return ctx.Err()
 			}
 		}
-		if target.Kind != data.LogExecution {
-			_ = send(data.LogBatch{Err: ErrNoConsole})
-			return
+		var err error
+		switch target.Kind {
+		case data.LogExecution:
+			err = s.followExecution(ctx, target.ID, send)
+		case data.LogConsole:
+			err = s.followConsole(ctx, target.ID, send)
+		default:
+			err = fmt.Errorf("following logs: %w: unknown log kind %d", ErrConfig, target.Kind)
 		}
-		exec, err := parseID("execution", target.ID)
-		if err != nil {
-			_ = send(data.LogBatch{Err: err})
-			return
-		}
-		err = s.c.FollowLogs(ctx, exec, 0, func(l client.LogLine) error {
-			return send(data.LogBatch{Lines: []data.LogLine{{At: l.At, Stream: l.Stream, Text: l.Message}}})
-		})
 		if err != nil && ctx.Err() == nil {
-			_ = send(data.LogBatch{Err: mapErr("following logs", err)})
+			_ = send(data.LogBatch{Err: err})
 		}
 	}()
 	return out
+}
+
+func (s *Source) followExecution(ctx context.Context, id string, send func(data.LogBatch) error) error {
+	exec, err := parseID("execution", id)
+	if err != nil {
+		return err
+	}
+	err = s.c.FollowLogs(ctx, exec, 0, func(l client.LogLine) error {
+		return send(data.LogBatch{Lines: []data.LogLine{{At: l.At, Stream: l.Stream, Text: l.Message}}})
+	})
+	return mapErr("following logs", err)
+}
+
+func (s *Source) followConsole(ctx context.Context, id string, send func(data.LogBatch) error) error {
+	vm, err := parseID("vm", id)
+	if err != nil {
+		return err
+	}
+	var lines ConsoleLines
+	err = s.c.FollowConsole(ctx, vm, func(chunk []byte) error {
+		if ls := lines.Write(chunk, time.Now()); len(ls) > 0 {
+			return send(data.LogBatch{Lines: ls})
+		}
+		return nil
+	})
+	return mapErr("following console", err)
 }
 
 // Subscribe implements data.Source: one goroutine runs the client's
@@ -283,7 +290,17 @@ func (s *Source) Subscribe(ctx context.Context) <-chan data.Event {
 			return
 		}
 		w := &connWatch{send: send, offlineAfter: s.opts.OfflineAfter}
-		err := s.c.Events(withWatch(ctx, w), 0, func(ev client.Event) error {
+		s.mu.Lock()
+		s.watch = w
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			if s.watch == w {
+				s.watch = nil
+			}
+			s.mu.Unlock()
+		}()
+		err := s.c.Events(ctx, 0, func(ev client.Event) error {
 			w.delivered()
 			de, ok := s.convEvent(ev)
 			if !ok {
@@ -354,18 +371,10 @@ func (s *Source) convEvent(ev client.Event) (data.Event, bool) {
 	return out, true
 }
 
-type watchKey struct{}
-
-// withWatch attaches the stream's watcher to the request context, the way
-// net/http/httptrace attaches a ClientTrace: it is per-request
-// instrumentation, not a service.
-func withWatch(ctx context.Context, w *connWatch) context.Context {
-	return context.WithValue(ctx, watchKey{}, w)
-}
-
-// connWatch turns the stream's HTTP exchanges into connection states. It
-// is called only from the stream's goroutine (the client reads the body on
-// the goroutine that runs Events), so it needs no lock.
+// connWatch turns the event stream's reports into connection states. It
+// is called only from the stream's goroutine (the client reports state
+// and delivers events on the goroutine that runs Events), so it needs no
+// lock.
 type connWatch struct {
 	send         func(data.Event) error
 	offlineAfter int
@@ -399,47 +408,4 @@ func (w *connWatch) failed(err error) {
 		st = data.Offline
 	}
 	w.set(st, fmt.Errorf("%w: %w", data.ErrUnavailable, err))
-}
-
-// watcher is the RoundTripper that reports the event stream's health to
-// the connWatch in its request's context; other requests pass through.
-type watcher struct{ base http.RoundTripper }
-
-func (t watcher) RoundTrip(req *http.Request) (*http.Response, error) {
-	w, _ := req.Context().Value(watchKey{}).(*connWatch)
-	if w == nil || req.URL.Path != eventsPath {
-		return t.base.RoundTrip(req)
-	}
-	resp, err := t.base.RoundTrip(req)
-	switch {
-	case err != nil:
-		if req.Context().Err() == nil {
-			w.failed(err)
-		}
-		return nil, err
-	case resp.StatusCode != http.StatusOK:
-		w.failed(fmt.Errorf("stream answered %s", resp.Status))
-		return resp, nil
-	}
-	w.connected()
-	resp.Body = &watchedBody{ReadCloser: resp.Body, w: w, ctx: req.Context()}
-	return resp, nil
-}
-
-// watchedBody reports the stream breaking (EOF or a read error that is not
-// our own cancellation) once.
-type watchedBody struct {
-	io.ReadCloser
-	w    *connWatch
-	ctx  context.Context
-	done bool
-}
-
-func (b *watchedBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && !b.done && b.ctx.Err() == nil {
-		b.done = true
-		b.w.failed(fmt.Errorf("stream broke: %w", err))
-	}
-	return n, err
 }

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -38,6 +39,7 @@ type fakeAPI struct {
 
 	mu       sync.Mutex // guards the following
 	status   int
+	consoles int
 	lastIDs  []string
 	requests []string
 }
@@ -71,6 +73,34 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		writeJSON(w, 202, map[string]any{"id": planID, "site_id": siteID, "status": "pending", "actions": []any{
 			map[string]any{"id": uuid.New(), "type": "MicroVMStop", "vm_id": r.PathValue("id"), "status": "pending"},
 		}})
+	})
+	mux.HandleFunc("GET /v1/vms/{id}/console", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.consoles++
+		n := f.consoles
+		f.mu.Unlock()
+		if r.PathValue("id") != vmID.String() {
+			writeJSON(w, 409, map[string]any{"error": map[string]any{"code": "vm_deleted", "message": "vm was deleted"}})
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		chunk := func(s string) {
+			_, _ = fmt.Fprintf(w, "event: console\ndata: %s\n\n", base64.StdEncoding.EncodeToString([]byte(s)))
+			w.(http.Flusher).Flush()
+		}
+		if n == 1 {
+			// The first connection ends mid-prompt, as when the agent
+			// goes away.
+			chunk("boot\nlog")
+			chunk("in: ")
+			_, _ = fmt.Fprint(w, "event: end\ndata: {\"reason\":\"the vm's agent disconnected\"}\n\n")
+			return
+		}
+		// A reconnect replays the log's tail, then new output.
+		chunk("boot\nlogin: ")
+		chunk("root\n")
+		<-r.Context().Done()
 	})
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -244,13 +274,52 @@ func TestCallsAndErrors(t *testing.T) {
 	_, err = src.VMAction(ctx, "not-a-uuid", data.OpStart)
 	require.ErrorIs(t, err, data.ErrNotFound)
 
-	ch := src.FollowLogs(ctx, data.LogTarget{Kind: data.LogConsole, ID: vmID.String()})
+	ch := src.FollowLogs(ctx, data.LogTarget{Kind: data.LogConsole, ID: "not-a-uuid"})
 	b := <-ch
-	require.ErrorIs(t, b.Err, ErrNoConsole)
+	require.ErrorIs(t, b.Err, data.ErrNotFound)
 	_, open := <-ch
 	require.False(t, open)
 
 	api.srv.Close()
 	_, err = src.Sites(ctx)
 	require.ErrorIs(t, err, data.ErrUnavailable)
+}
+
+func TestFollowConsoleCutsLinesAcrossReconnects(t *testing.T) {
+	t.Parallel()
+	api := newFakeAPI(t)
+	src := api.source(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := src.FollowLogs(ctx, data.LogTarget{Kind: data.LogConsole, ID: vmID.String()})
+	type shown struct {
+		text    string
+		partial bool
+	}
+	var got []shown
+	for len(got) == 0 || got[len(got)-1] != (shown{"login: root", false}) {
+		select {
+		case b, ok := <-ch:
+			require.True(t, ok, "tail closed early")
+			require.NoError(t, b.Err)
+			for _, l := range b.Lines {
+				require.Equal(t, "console", l.Stream)
+				got = append(got, shown{l.Text, l.Partial})
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no console output within 10s; got %v", got)
+		}
+	}
+	require.Equal(t, []shown{{"boot", false}, {"log", true}, {"login: ", true}, {"login: root", false}}, got,
+		"the replayed tail is skipped and the prompt is completed, not repeated")
+	cancel()
+	for range ch {
+	}
+
+	// A deleted VM ends the tail with the server's refusal.
+	ch = src.FollowLogs(context.Background(), data.LogTarget{Kind: data.LogConsole, ID: uuid.NewString()})
+	b := <-ch
+	require.ErrorIs(t, b.Err, client.ErrConflict)
+	_, open := <-ch
+	require.False(t, open)
 }
