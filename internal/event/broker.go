@@ -81,6 +81,12 @@ type Broker struct {
 	next  int
 	count int
 	subs  map[uuid.UUID]map[*Subscription]struct{}
+	// floor is the head when events were last lost (see Gap): a client
+	// resuming at or before it must resync.
+	floor uint64
+	// tap, when set, receives every locally originated event (a Relay
+	// forwarding them to other replicas). It must not block.
+	tap func(Event)
 }
 
 // NewBroker returns a broker whose sequence starts at the current time in
@@ -122,6 +128,12 @@ func (b *Broker) Head() uint64 {
 // A zero At is set to the broker's clock. It returns the event as
 // published.
 func (b *Broker) Publish(e Event) Event {
+	return b.publish(e, true)
+}
+
+// publish is Publish; local says whether the event originated on this
+// replica (and goes to the tap) or was relayed from another.
+func (b *Broker) publish(e Event, local bool) Event {
 	if e.At.IsZero() {
 		e.At = b.now()
 	}
@@ -143,7 +155,32 @@ func (b *Broker) Publish(e Event) Event {
 			b.dropLocked(s, ErrLagged)
 		}
 	}
+	if local && b.tap != nil {
+		b.tap(e)
+	}
 	return e
+}
+
+// setTap installs the receiver of locally originated events.
+func (b *Broker) setTap(fn func(Event)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tap = fn
+}
+
+// Gap records that events were lost (another replica's changes never
+// reached this broker): every subscriber is cut off with ErrLagged, and
+// resuming at or before the current head answers resync, so each client
+// re-lists instead of silently missing a change.
+func (b *Broker) Gap() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.floor = b.seq
+	for _, set := range b.subs {
+		for s := range set {
+			b.dropLocked(s, ErrLagged)
+		}
+	}
 }
 
 // Subscribe starts delivering the events of tenantID published from now
@@ -166,6 +203,9 @@ func (b *Broker) Subscribe(tenantID uuid.UUID, since uint64) (sub *Subscription,
 
 	head := b.seq
 	switch {
+	case since != 0 && since <= b.floor:
+		// Events were lost after since.
+		return sub, nil, true
 	case since == 0 || since == head:
 		return sub, nil, false
 	case since > head:
