@@ -48,9 +48,11 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 }
 
 // ServeAgent is the GET /v1/agent/connect handler: it authenticates the
-// agent by its verified client certificate, upgrades to a WebSocket and runs
-// the session until it ends. Refusals before the upgrade answer with a JSON
-// error; later ones close the WebSocket with a protocol close status.
+// agent by its verified client certificate, upgrades to a WebSocket and
+// starts the session on a goroutine of its own, returning at once. Refusals
+// before the upgrade answer with a JSON error (503 with Retry-After when
+// admission control is saturated); later ones close the WebSocket with a
+// protocol close status.
 func (h *Hub) ServeAgent(w http.ResponseWriter, r *http.Request) {
 	if !h.beginSession() {
 		h.metrics.refused(refuseShutdown)
@@ -58,7 +60,25 @@ func (h *Hub) ServeAgent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "shutting_down", "the server is shutting down; reconnect later")
 		return
 	}
-	defer h.sessWG.Done()
+	// The session's goroutine takes over the sessWG place (and the
+	// admission slot) once the connection is upgraded.
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			h.sessWG.Done()
+		}
+	}()
+	// Admission comes before the store lookup and the upgrade: a refused
+	// request costs the server one short JSON answer.
+	if !h.acquireSlot(r.Context()) {
+		h.refuseOverload(w, r)
+		return
+	}
+	defer func() {
+		if !handedOff {
+			h.releaseSlot()
+		}
+	}()
 
 	agent, id, err := h.authenticate(r)
 	if err != nil {
@@ -72,6 +92,9 @@ func (h *Hub) ServeAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// Taken before Accept answers, so a client that dials again after its
+	// dial returned always gets a higher number.
+	connSeq := h.acceptSeq.Add(1)
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:    []string{agentproto.Subprotocol},
 		CompressionMode: websocket.CompressionDisabled,
@@ -88,8 +111,10 @@ func (h *Hub) ServeAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(agentproto.MaxFrameBytes)
-	s := newSession(h, conn, id, agent)
-	s.serve(r.RemoteAddr)
+	s := newSession(h, conn, id, agent, connSeq)
+	s.holdsSlot = true
+	handedOff = true
+	go s.serve(r.RemoteAddr)
 }
 
 // authenticate applies channel.md step 1 to the request.

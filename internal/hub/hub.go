@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,20 @@ const (
 	DefaultFlushInterval     = 250 * time.Millisecond
 	DefaultHelloTimeout      = 10 * time.Second
 	DefaultPingInterval      = 30 * time.Second
+	// DefaultHandshakesPerCPU sizes the admission limit: concurrent
+	// handshakes (from the request to the end of hello processing) per
+	// CPU. A handshake is mostly CPU (TLS, the hello's JSON) and a few
+	// store round trips, so a few dozen per core keep the cores busy
+	// without letting a reconnect storm queue hellos for seconds.
+	DefaultHandshakesPerCPU = 32
+	// DefaultAdmissionWait is how long a request waits for an admission
+	// slot before it is refused with 503: long enough to absorb a burst
+	// (its TLS handshake is already paid for), short enough that the
+	// agent's dial does not time out.
+	DefaultAdmissionWait = time.Second
+	// DefaultRetryAfter bounds the Retry-After of an overload refusal;
+	// each refusal draws a uniform number of seconds in [1, it].
+	DefaultRetryAfter = 10 * time.Second
 	// DefaultFlushSize is the number of queued heartbeats that triggers a
 	// flush before the interval ends.
 	DefaultFlushSize = 1000
@@ -107,6 +122,16 @@ type Options struct {
 	HelloTimeout time.Duration
 	// PingInterval is how often a websocket ping checks the peer.
 	PingInterval time.Duration
+
+	// MaxHandshakes bounds the connections between the request and the
+	// end of their hello processing (admission control); the CPU count
+	// times DefaultHandshakesPerCPU when zero.
+	MaxHandshakes int
+	// AdmissionWait is how long a connection waits for a handshake slot
+	// before it is refused with 503 and Retry-After.
+	AdmissionWait time.Duration
+	// RetryAfter bounds the jittered Retry-After of an overload refusal.
+	RetryAfter time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -153,6 +178,15 @@ func (o *Options) setDefaults() {
 	if o.PingInterval <= 0 {
 		o.PingInterval = DefaultPingInterval
 	}
+	if o.MaxHandshakes <= 0 {
+		o.MaxHandshakes = runtime.GOMAXPROCS(0) * DefaultHandshakesPerCPU
+	}
+	if o.AdmissionWait <= 0 {
+		o.AdmissionWait = DefaultAdmissionWait
+	}
+	if o.RetryAfter < time.Second {
+		o.RetryAfter = DefaultRetryAfter
+	}
 }
 
 // Hub runs the agent sessions of one server process.
@@ -167,6 +201,13 @@ type Hub struct {
 
 	shards [shardCount]shard
 	live   atomic.Int64
+	// acceptSeq numbers connections in the order they are accepted, so
+	// that of two sessions of one agent the later connection wins however
+	// their hellos interleave.
+	acceptSeq atomic.Uint64
+	// admit is the handshake semaphore of admission control: a slot is
+	// held from the request until the hello has been processed.
+	admit chan struct{}
 
 	heartbeats *heartbeatBatcher
 	logs       *logBatcher
@@ -179,8 +220,11 @@ type Hub struct {
 	started  bool
 	stopping bool
 	sessWG   sync.WaitGroup
-	// stopped is closed when Run begins shutting down.
-	stopped chan struct{}
+	// stopCtx is cancelled when Run begins shutting down; every session
+	// hangs a close on it with context.AfterFunc, which covers sessions
+	// still waiting for their hello without a goroutine per session.
+	stopCtx context.Context
+	stopAll context.CancelFunc
 }
 
 type shard struct {
@@ -200,8 +244,9 @@ func New(opts Options) *Hub {
 		log:     opts.Logger,
 		store:   opts.Store,
 		metrics: newMetrics(opts.Registerer),
-		stopped: make(chan struct{}),
+		admit:   make(chan struct{}, opts.MaxHandshakes),
 	}
+	h.stopCtx, h.stopAll = context.WithCancel(context.Background())
 	h.checkEvery = min(opts.PingInterval, opts.HeartbeatInterval)
 	for i := range h.shards {
 		h.shards[i].m = make(map[uuid.UUID]*session)
@@ -242,7 +287,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	<-ctx.Done()
 	h.lifeMu.Lock()
 	h.stopping = true
-	close(h.stopped)
+	h.stopAll()
 	h.lifeMu.Unlock()
 
 	h.closeAll(agentproto.CloseGoingAway, agentproto.CloseGoingAwayReason)
@@ -315,19 +360,33 @@ func (h *Hub) lookup(agentID uuid.UUID) *session {
 	return s
 }
 
-// register makes s the agent's session, closing the one it replaces.
-func (h *Hub) register(s *session) {
+// register makes s the agent's session and closes the one it replaces,
+// and reports whether s was registered. The newer connection (by accept
+// order) always wins: when hellos queue, an agent may have given up on an
+// old connection and be served on a new one before the old hello is
+// processed; letting the old one in last would close the live session
+// with a permanent close. A session already closed is not registered.
+func (h *Hub) register(s *session) bool {
 	sh := h.shardOf(s.id.AgentID)
 	sh.mu.Lock()
 	old := sh.m[s.id.AgentID]
+	if s.killed() || (old != nil && old.connSeq > s.connSeq) {
+		sh.mu.Unlock()
+		if old != nil {
+			h.log.Info("closing stale agent session: a newer one is live", logKeyAgent, s.id.AgentID)
+		}
+		s.kill(agentproto.CloseReplaced, agentproto.CloseReplacedReason, nil)
+		return false
+	}
 	sh.m[s.id.AgentID] = s
 	sh.mu.Unlock()
 	if old != nil {
 		old.kill(agentproto.CloseReplaced, agentproto.CloseReplacedReason, nil)
 		h.log.Info("agent session replaced", logKeyAgent, s.id.AgentID)
-		return
+		return true
 	}
 	h.metrics.sessions.Set(float64(h.live.Add(1)))
+	return true
 }
 
 // unregister removes s if it is still the agent's session.

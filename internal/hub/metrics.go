@@ -22,12 +22,13 @@ const (
 	refuseShutdown     = "shutting_down"
 	refuseCapability   = "capability_too_old"
 	refuseNoHello      = "no_hello"
+	refuseOverloaded   = "overloaded"
 )
 
 var refusalReasons = []string{
 	refuseNoTLS, refuseTLSVersion, refuseNoClientCert, refuseNotWebSocket, refuseSubprotocol,
 	refuseIdentity, refuseUnknownAgent, refuseRevoked, refuseSerial, refuseMismatch,
-	refuseStore, refuseShutdown, refuseCapability, refuseNoHello,
+	refuseStore, refuseShutdown, refuseCapability, refuseNoHello, refuseOverloaded,
 }
 
 var frameTypes = []string{

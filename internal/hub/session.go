@@ -27,21 +27,27 @@ type outFrame struct {
 	msg agentproto.Message
 }
 
-// session is one agent's live connection. The handler goroutine reads
-// (serve); one writer goroutine (writeLoop) owns every write and the
-// close. Fields are kept few, since 10,000 of them must stay small.
+// session is one agent's live connection. Its reader runs on a goroutine
+// of its own (serve); a writer goroutine (writeLoop) exists only while
+// frames are queued or the connection must be closed, and a timer checks
+// for silence and pings. An idle session thus costs one goroutine. Fields
+// are kept few, since 10,000 of them must stay small.
 type session struct {
 	hub    *Hub
 	conn   *websocket.Conn
 	id     pki.AgentIdentity
 	hostID uuid.UUID
+	// version is the agent version on record when the connection was
+	// accepted; a hello reporting the same one needs no write of its own.
+	version string
+	// connSeq is the connection's place in accept order (Hub.acceptSeq).
+	connSeq uint64
 	// ctx bounds the session's store calls; cancelled when serve returns.
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	out        chan outFrame
-	done       chan struct{} // closed by kill
-	writerDone chan struct{}
+	done   chan struct{} // closed by kill
+	closed chan struct{} // closed once the writer has closed the connection
 
 	killOnce    sync.Once
 	closeCode   websocket.StatusCode // set before done is closed
@@ -49,120 +55,202 @@ type session struct {
 	final       agentproto.Message // sent before the close, when set
 
 	// lastRead is the unix-nano time of the last frame read, for the
-	// silence check in the writer.
+	// silence check.
 	lastRead atomic.Int64
 
 	// Reader-owned state.
-	inSeq    uint64
-	nbHash   uint64
-	vmHash   uint64
-	lastExec uuid.UUID // last execution verified to belong to this agent
+	inSeq     uint64
+	nbHash    uint64
+	vmHash    uint64
+	lastExec  uuid.UUID // last execution verified to belong to this agent
+	holdsSlot bool      // the admission slot is still held
 
-	// Writer-owned state.
-	outSeq uint64
+	qmu sync.Mutex // guards the following
+	// queue holds the frames waiting for the writer, at most
+	// Options.QueueSize; nil while idle.
+	queue []outFrame
+	// writing is set while a writer goroutine runs; that goroutine owns
+	// outSeq and the connection's writes until it clears it.
+	writing bool
+	dead    bool // killed: nothing more is queued
+	outSeq  uint64
+	// timer fires the liveness check; lastPing is when it last pinged.
+	timer    *time.Timer
+	lastPing time.Time
 
 	mu    sync.Mutex // guards the following
 	ready bool       // pending plans sent; DispatchPlan may enqueue directly
 	early []store.Plan
 }
 
-func newSession(h *Hub, conn *websocket.Conn, id pki.AgentIdentity, agent store.Agent) *session {
+func newSession(h *Hub, conn *websocket.Conn, id pki.AgentIdentity, agent store.Agent, connSeq uint64) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{
-		hub:        h,
-		conn:       conn,
-		id:         id,
-		hostID:     agent.HostID,
-		ctx:        ctx,
-		cancel:     cancel,
-		out:        make(chan outFrame, h.opts.QueueSize),
-		done:       make(chan struct{}),
-		writerDone: make(chan struct{}),
+		hub:     h,
+		conn:    conn,
+		id:      id,
+		hostID:  agent.HostID,
+		version: agent.Version,
+		connSeq: connSeq,
+		ctx:     ctx,
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		closed:  make(chan struct{}),
 	}
 	s.lastRead.Store(time.Now().UnixNano())
 	return s
 }
 
 // kill asks the writer to close the connection with code (after sending
-// final, when set). Only the first call counts; it reports whether it was
-// the first. It never blocks.
+// final, when set), starting one if none runs. Only the first call counts;
+// it reports whether it was the first. It never blocks.
 func (s *session) kill(code websocket.StatusCode, reason string, final agentproto.Message) bool {
 	first := false
 	s.killOnce.Do(func() {
 		first = true
 		s.closeCode, s.closeReason, s.final = code, reason, final
 		close(s.done)
+		s.qmu.Lock()
+		s.dead = true
+		// Frames still queued are dropped: a killed session closes
+		// promptly, and a slow consumer would not take them anyway.
+		s.queue = nil
+		start := !s.writing
+		s.writing = true
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		s.qmu.Unlock()
+		if start {
+			go s.writeLoop()
+		}
 	})
 	return first
 }
 
-// enqueue queues a frame without blocking; a full queue closes the session
-// as a slow consumer, because waiting would stall the caller (an API
-// request, the log batcher) on one agent.
-func (s *session) enqueue(id string, msg agentproto.Message) bool {
+// killed reports whether kill was called.
+func (s *session) killed() bool {
 	select {
 	case <-s.done:
-		return false
-	default:
-	}
-	select {
-	case s.out <- outFrame{id: id, msg: msg}:
 		return true
 	default:
+		return false
+	}
+}
+
+// enqueue queues a frame without blocking and starts the writer if it is
+// not running; a full queue closes the session as a slow consumer, because
+// waiting would stall the caller (an API request, the log batcher) on one
+// agent.
+func (s *session) enqueue(id string, msg agentproto.Message) bool {
+	s.qmu.Lock()
+	if s.dead {
+		s.qmu.Unlock()
+		return false
+	}
+	if len(s.queue) >= s.hub.opts.QueueSize {
+		s.qmu.Unlock()
 		if s.kill(agentproto.CloseSlowConsumer, agentproto.CloseSlowConsumerReason, nil) {
 			s.hub.metrics.slowConsumerCloses.Inc()
 			s.hub.log.Warn("closing slow agent session: outbound queue full", logKeyAgent, s.id.AgentID)
 		}
 		return false
 	}
+	s.queue = append(s.queue, outFrame{id: id, msg: msg})
+	start := !s.writing
+	s.writing = true
+	s.qmu.Unlock()
+	if start {
+		go s.writeLoop()
+	}
+	return true
 }
 
 func (s *session) sendError(id, code, message string) {
 	s.enqueue(id, &agentproto.Error{Code: code, Message: message})
 }
 
-// writeLoop drains the outbound queue, pings, checks for silence, and
-// closes the connection once the session is killed.
+// writeLoop writes queued frames in order and exits once the queue is
+// empty, so an idle session keeps no writer goroutine (and no stack).
+// Once the session is killed it sends the final frame and closes the
+// connection instead.
 func (s *session) writeLoop() {
-	defer close(s.writerDone)
-	h := s.hub
-	t := time.NewTicker(h.checkEvery)
-	defer t.Stop()
-	lastPing := time.Now()
 	for {
-		select {
-		case <-s.done:
+		s.qmu.Lock()
+		if s.dead {
+			s.qmu.Unlock()
 			s.finish()
 			return
-		case <-h.stopped:
-			// Covers sessions not registered yet (still waiting for
-			// hello), which closeAll cannot see.
-			s.kill(agentproto.CloseGoingAway, agentproto.CloseGoingAwayReason, nil)
-		case f := <-s.out:
-			if err := s.write(f); err != nil {
-				s.writeFailed(err)
-				return
-			}
-		case now := <-t.C:
-			silent := now.Sub(time.Unix(0, s.lastRead.Load()))
-			if silent > silentIntervals*h.opts.HeartbeatInterval {
-				h.log.Info("closing silent agent session", logKeyAgent, s.id.AgentID, "silent_for", silent)
-				s.kill(agentproto.CloseHeartbeatTimeout, agentproto.CloseHeartbeatTimeoutReason, nil)
-				continue
-			}
-			if now.Sub(lastPing) < h.opts.PingInterval {
-				continue
-			}
-			lastPing = now
-			ctx, cancel := context.WithTimeout(context.Background(), h.opts.WriteTimeout)
-			err := s.conn.Ping(ctx)
-			cancel()
-			if err != nil {
-				s.writeFailed(fmt.Errorf("pinging: %w", err))
-				return
-			}
+		}
+		if len(s.queue) == 0 {
+			s.writing = false
+			s.queue = nil
+			s.qmu.Unlock()
+			return
+		}
+		f := s.queue[0]
+		s.queue[0] = outFrame{}
+		s.queue = s.queue[1:]
+		s.qmu.Unlock()
+		if err := s.write(f); err != nil {
+			// writeFailed kills the session; the next turn closes.
+			s.writeFailed(err)
 		}
 	}
+}
+
+// armLiveness starts the session's liveness timer. A timer rather than a
+// goroutine per session: 10,000 idle sessions must not keep 10,000 stacks
+// just to look at a clock.
+func (s *session) armLiveness() {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.dead {
+		return
+	}
+	s.lastPing = time.Now()
+	s.timer = time.AfterFunc(s.hub.checkEvery, s.check)
+}
+
+// check closes a silent session, pings the agent when a ping is due, and
+// re-arms the timer.
+func (s *session) check() {
+	h := s.hub
+	now := time.Now()
+	silent := now.Sub(time.Unix(0, s.lastRead.Load()))
+	if silent > silentIntervals*h.opts.HeartbeatInterval {
+		if s.kill(agentproto.CloseHeartbeatTimeout, agentproto.CloseHeartbeatTimeoutReason, nil) {
+			h.log.Info("closing silent agent session", logKeyAgent, s.id.AgentID, "silent_for", silent)
+		}
+		return
+	}
+	s.qmu.Lock()
+	if s.dead {
+		s.qmu.Unlock()
+		return
+	}
+	ping := now.Sub(s.lastPing) >= h.opts.PingInterval
+	if ping {
+		s.lastPing = now
+	}
+	s.qmu.Unlock()
+	if ping {
+		ctx, cancel := context.WithTimeout(context.Background(), h.opts.WriteTimeout)
+		err := s.conn.Ping(ctx)
+		cancel()
+		if err != nil {
+			// A ping cut short by the session's own close is no news.
+			if !s.killed() {
+				s.writeFailed(fmt.Errorf("pinging: %w", err))
+			}
+			return
+		}
+	}
+	s.qmu.Lock()
+	if !s.dead {
+		s.timer.Reset(h.checkEvery)
+	}
+	s.qmu.Unlock()
 }
 
 func (s *session) write(f outFrame) error {
@@ -201,6 +289,7 @@ func (s *session) writeFailed(err error) {
 
 // finish sends the final frame, if any, and closes with the kill status.
 func (s *session) finish() {
+	defer close(s.closed)
 	if s.final != nil {
 		if err := s.write(outFrame{msg: s.final}); err != nil {
 			_ = s.conn.CloseNow()
@@ -254,20 +343,40 @@ func (s *session) fail(err error) {
 	}
 }
 
-// serve runs the session on the handler goroutine until it ends.
+// releaseSlot gives back the admission slot once the hello is processed
+// (or the session ended before that).
+func (s *session) releaseSlot() {
+	if s.holdsSlot {
+		s.holdsSlot = false
+		s.hub.releaseSlot()
+	}
+}
+
+// serve runs the session until it ends. ServeAgent starts it on a goroutine
+// of its own and returns, so the HTTP handler's goroutine (its grown stack)
+// and net/http's per-request state are freed while the hijacked connection
+// lives on. It owns one sessWG place, taken by ServeAgent.
 func (s *session) serve(remote string) {
 	h := s.hub
-	go s.writeLoop()
+	defer h.sessWG.Done()
+	// Covers sessions not registered yet (still waiting for hello), which
+	// closeAll cannot see.
+	stopOnShutdown := context.AfterFunc(h.stopCtx, func() {
+		s.kill(agentproto.CloseGoingAway, agentproto.CloseGoingAwayReason, nil)
+	})
 	registered := false
 	defer func() {
+		stopOnShutdown()
+		s.releaseSlot()
 		s.kill(agentproto.CloseNormal, agentproto.CloseNormalReason, nil)
-		<-s.writerDone
+		<-s.closed
 		if registered {
 			h.unregister(s)
 		}
 		h.consoles.endSession(s)
 		s.cancel()
 	}()
+	s.armLiveness()
 
 	helloTimer := time.AfterFunc(h.opts.HelloTimeout, func() {
 		if s.kill(agentproto.CloseProtocolError, "no hello in time", nil) {
@@ -306,7 +415,9 @@ func (s *session) serve(remote string) {
 		return
 	}
 	registered = true
-	if err := s.onHello(hello); err != nil {
+	err = s.onHello(hello)
+	s.releaseSlot()
+	if err != nil {
 		h.log.Error("starting agent session", logKeyAgent, s.id.AgentID, logKeyErr, err)
 		s.kill(websocket.StatusInternalError, "server error, retry later", nil)
 		return
@@ -333,9 +444,8 @@ func (s *session) serve(remote string) {
 func (s *session) onHello(m agentproto.Hello) error {
 	h := s.hub
 	now := h.now()
-	if err := h.store.SetAgentOnline(s.ctx, s.id.AgentID, true, m.AgentVersion, now); err != nil {
-		return fmt.Errorf("marking agent %s online: %w", s.id.AgentID, err)
-	}
+	// hello_ack goes out before any store work: in a reconnect storm the
+	// store is what queues, and the agent's hello timeout is running.
 	s.enqueue("", &agentproto.HelloAck{
 		AgentID:             s.id.AgentID,
 		CapabilityVersion:   agentproto.CapabilityVersion,
@@ -343,6 +453,14 @@ func (s *session) onHello(m agentproto.Hello) error {
 		ServerTime:          now.UTC(),
 		Limits:              agentproto.DefaultLimits(),
 	})
+	// Registering right after hello_ack is queued keeps hello_ack the
+	// first frame, and makes the session reachable (DispatchPlan, Revoke)
+	// by the time the agent holds hello_ack; until ready, DispatchPlan
+	// parks plans in s.early. A session that lost to a newer connection
+	// is being closed: nothing more to do.
+	if !h.register(s) {
+		return nil
+	}
 	facts, err := json.Marshal(m.Facts)
 	if err != nil {
 		return fmt.Errorf("encoding facts of agent %s: %w", s.id.AgentID, err)
@@ -353,13 +471,19 @@ func (s *session) onHello(m agentproto.Hello) error {
 	}
 	s.nbHash = hashBytes(nb)
 	s.vmHash = hashVMs(m.VMs)
+	// The batched write marks the agent and its host online (with
+	// last_seen_at) for many hellos at once.
 	h.heartbeats.add(hostUpdate{
 		hostID: s.hostID, agentID: s.id.AgentID, tenantID: s.id.TenantID, seen: now,
 		facts: facts, netbird: nb, vms: vmReports(m.VMs), hasVMs: true,
 	})
-	// Registering after hello_ack is queued keeps hello_ack the first
-	// frame; until ready, DispatchPlan parks plans in s.early.
-	h.register(s)
+	// Only a new agent version needs a write of its own; a reconnect storm
+	// of unchanged agents then costs no per-hello transaction.
+	if m.AgentVersion != "" && m.AgentVersion != s.version {
+		if err := h.store.SetAgentOnline(s.ctx, s.id.AgentID, true, m.AgentVersion, now); err != nil {
+			return fmt.Errorf("marking agent %s online: %w", s.id.AgentID, err)
+		}
+	}
 
 	plans, err := h.store.PendingPlans(s.ctx, s.id.AgentID)
 	if err != nil {
@@ -395,7 +519,7 @@ func (s *session) dispatch(p store.Plan) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.ready {
-		if len(s.early) >= cap(s.out) {
+		if len(s.early) >= s.hub.opts.QueueSize {
 			if s.kill(agentproto.CloseSlowConsumer, agentproto.CloseSlowConsumerReason, nil) {
 				s.hub.metrics.slowConsumerCloses.Inc()
 			}

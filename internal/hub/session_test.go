@@ -414,3 +414,24 @@ func TestShutdownClosesSessionsGoingAway(t *testing.T) {
 	e.stop()
 	require.Equal(t, agentproto.CloseGoingAway, c.closed())
 }
+
+// TestOlderConnectionNeverReplacesNewer reproduces the reconnect-storm bug:
+// an agent gives up on a connection whose hello is slow, reconnects, and
+// is served on the new one; the old connection's hello completes later.
+// The older connection must lose, whatever order the hellos complete in.
+func TestOlderConnectionNeverReplacesNewer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	a := e.enroll()
+	older := e.dial(a)
+	newer := e.dial(a)
+
+	newer.send(agentproto.TypeHello, "", helloMsg())
+	newer.expect(agentproto.TypeHelloAck)
+	older.send(agentproto.TypeHello, "", helloMsg())
+
+	require.Equal(t, agentproto.CloseReplaced, older.closed())
+	newer.roundTrip()
+	require.Equal(t, 1, e.hub.Sessions())
+	require.True(t, e.hub.Online(a.id))
+}
