@@ -69,6 +69,32 @@ const (
 	qConsumeToken = `UPDATE enrollment_tokens SET uses = uses + 1
 		WHERE hash = $1 AND uses < max_uses AND expires_at > $2
 		RETURNING ` + tokenCols
+	// qEnroll is a whole enrollment in one statement, hence one round
+	// trip and one commit: the token use, the agent with its certificate,
+	// its host and (when $8 is not NULL) the audit event. With no usable
+	// token the inserts see no row and the statement returns none. The
+	// row lock of the UPDATE serialises racers on one token, and the
+	// foreign keys are checked once every part is written.
+	qEnroll = `WITH tok AS (
+			UPDATE enrollment_tokens SET uses = uses + 1
+			WHERE hash = $1 AND uses < max_uses AND expires_at > $2
+			RETURNING ` + tokenCols + `
+		), agent AS (
+			INSERT INTO agents (` + agentCols + `)
+			SELECT $3::uuid, tenant_id, site_id, $4::uuid, $15::text, '', $5::text, $6::timestamptz,
+				false, NULL, NULL, $2::timestamptz FROM tok
+		), host AS (
+			INSERT INTO hosts (` + hostCols + `)
+			SELECT $4::uuid, tenant_id, site_id, $3::uuid, $7::text, false, NULL, '{}', '{}', '{}',
+				$2::timestamptz, $2::timestamptz FROM tok
+		), audit AS (
+			INSERT INTO audit_events (` + auditCols + `)
+			SELECT $8::uuid, tenant_id, $9::text, $10::text, $11::text, $12::text, $13::text, $14::timestamptz
+			FROM tok WHERE $8::uuid IS NOT NULL
+		)
+		SELECT ` + tokenCols + ` FROM tok`
+	qTokenByHash = `SELECT ` + tokenCols + ` FROM enrollment_tokens
+		WHERE hash = $1 AND uses < max_uses AND expires_at > $2`
 	qExpiredUnusedTokens = `SELECT ` + tokenCols + ` FROM enrollment_tokens
 		WHERE netbird_setup_key_id <> '' AND uses = 0 AND expires_at < $1
 		ORDER BY expires_at, id LIMIT $2`

@@ -64,12 +64,31 @@ func (s *Store) ConsumeEnrollment(ctx context.Context, e store.Enrollment) (stor
 			string(host.Usage), micros(host.CreatedAt), micros(host.UpdatedAt)); err != nil {
 			return translate(err)
 		}
+		if a := e.Audit; a != nil {
+			if _, err := tx.ExecContext(ctx, qInsertAudit, a.ID, nullID(tok.TenantID), a.Actor, a.Action, a.Target,
+				a.Result, a.RequestID, micros(a.At)); err != nil {
+				return translate(err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return store.Agent{}, store.Host{}, store.EnrollmentToken{}, fmt.Errorf("enrolling agent %s: %w", e.AgentID, err)
 	}
 	return agent, host, tok, nil
+}
+
+// EnrollmentTokenByHash reads a usable token without using it; it runs on
+// the reader pool, so it never waits for the single writer.
+func (s *Store) EnrollmentTokenByHash(ctx context.Context, hash []byte, now time.Time) (store.EnrollmentToken, error) {
+	tok, err := scanToken(s.r.QueryRowContext(ctx, qTokenByHash, hash, micros(now)))
+	if errors.Is(err, store.ErrNotFound) {
+		err = store.ErrTokenInvalid
+	}
+	if err != nil {
+		return store.EnrollmentToken{}, fmt.Errorf("reading enrollment token: %w", err)
+	}
+	return tok, nil
 }
 
 // GetAgent returns an agent of any tenant.

@@ -1,5 +1,7 @@
 package sqlite
 
+import "strings"
+
 // Every statement the store runs lives here, so the SQL of the whole store
 // can be read (and reviewed against the schema) in one place. Parameters
 // use ?N so one value can appear several times.
@@ -64,6 +66,8 @@ const (
 	qConsumeToken = `UPDATE enrollment_tokens SET uses = uses + 1
 		WHERE hash = ?1 AND uses < max_uses AND expires_at > ?2
 		RETURNING ` + tokenCols
+	qTokenByHash = `SELECT ` + tokenCols + ` FROM enrollment_tokens
+		WHERE hash = ?1 AND uses < max_uses AND expires_at > ?2`
 	qExpiredUnusedTokens = `SELECT ` + tokenCols + ` FROM enrollment_tokens
 		WHERE netbird_setup_key_id <> '' AND uses = 0 AND expires_at < ?1
 		ORDER BY expires_at, id LIMIT ?2`
@@ -208,9 +212,11 @@ const (
 const (
 	// Retried batches overlap earlier ones; the primary key makes the
 	// retry a no-op per line.
-	qInsertLogLine = `INSERT OR IGNORE INTO execution_logs (execution_id, seq, at, stream, message)
-		VALUES (?1, ?2, ?3, ?4, ?5)`
-	qListLogLines = `SELECT execution_id, seq, at, stream, message FROM execution_logs
+	// qInsertLogLinesPrefix and qLogLineValues build one multi-row insert
+	// per chunk of lines (see insertLogLinesQuery).
+	qInsertLogLinesPrefix = `INSERT OR IGNORE INTO execution_logs (execution_id, seq, at, stream, message) VALUES `
+	qLogLineValues        = `(?, ?, ?, ?, ?)`
+	qListLogLines         = `SELECT execution_id, seq, at, stream, message FROM execution_logs
 		WHERE execution_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3`
 )
 
@@ -223,3 +229,28 @@ const (
 	qInsertIdempotency = `INSERT INTO idempotency_keys (` + idemCols + `) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`
 	qGetIdempotency    = `SELECT ` + idemCols + ` FROM idempotency_keys WHERE tenant_id = ?1 AND route = ?2 AND key = ?3`
 )
+
+// Multi-row log inserts: logChunkRows rows of logLineCols parameters stay
+// far below SQLite's limit on bound parameters (32,766) while making a
+// 5,000-line flush 20 statements instead of 5,000.
+const (
+	logChunkRows = 250
+	logLineCols  = 5
+)
+
+// qInsertLogLinesChunk inserts exactly logChunkRows lines.
+var qInsertLogLinesChunk = insertLogLinesQuery(logChunkRows)
+
+// insertLogLinesQuery returns the insert of n log lines (n >= 1).
+func insertLogLinesQuery(n int) string {
+	var b strings.Builder
+	b.Grow(len(qInsertLogLinesPrefix) + n*(len(qLogLineValues)+2))
+	b.WriteString(qInsertLogLinesPrefix)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(qLogLineValues)
+	}
+	return b.String()
+}

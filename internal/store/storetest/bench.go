@@ -18,13 +18,21 @@ const (
 	benchHosts     = 5000
 	heartbeatBatch = 500
 	logBatch       = 1000
+	// logFlush is what the hub's log batcher hands the store at most in
+	// one call (batches of many sessions coalesced).
+	logFlush = 5000
+	// enrollTokenUses bounds the enrollments of one benchmark token.
+	enrollTokenUses = 1 << 30
 )
 
 // Benchmark measures the store's hot paths. open must return a fresh,
 // migrated, empty store and release it in b.Cleanup.
 func Benchmark(b *testing.B, open func(b *testing.B) store.Store) {
 	b.Run("UpsertHostStates", func(b *testing.B) { benchHeartbeats(b, open(b)) })
-	b.Run("AppendLogLines", func(b *testing.B) { benchLogLines(b, open(b)) })
+	b.Run("AppendLogLines", func(b *testing.B) { benchLogLines(b, open(b), logBatch) })
+	b.Run("AppendLogLines/flush", func(b *testing.B) { benchLogLines(b, open(b), logFlush) })
+	b.Run("Enroll/three-writes", func(b *testing.B) { benchEnroll(b, open(b), false) })
+	b.Run("Enroll/one-write", func(b *testing.B) { benchEnroll(b, open(b), true) })
 	b.Run("CreatePlan", func(b *testing.B) { benchCreatePlan(b, open(b)) })
 }
 
@@ -59,11 +67,50 @@ func benchHeartbeats(b *testing.B, s store.Store) {
 	b.ReportMetric(float64(b.N*heartbeatBatch)/b.Elapsed().Seconds(), "heartbeats/s")
 }
 
-func benchLogLines(b *testing.B, s store.Store) {
+// benchEnroll measures the store side of one enrollment. oneWrite is the
+// current path (token read, then one transaction with the certificate and
+// the audit event); otherwise the former three writes (consume, certificate
+// update, audit append), kept as the "before" of docs/benchmarks.md.
+func benchEnroll(b *testing.B, s store.Store, oneWrite bool) {
+	f := newFixture(b, s)
+	site := f.site(f.tenant().ID)
+	tok := f.token(site, enrollTokenUses, base.Add(time.Hour))
+	for b.Loop() {
+		e := f.enrollment(tok)
+		ev := store.AuditEvent{ID: store.NewID(), Actor: "token:" + tok.ID.String(), Action: "agent.enroll",
+			Target: e.AgentID.String(), Result: "ok", At: base}
+		if oneWrite {
+			if _, err := s.EnrollmentTokenByHash(f.ctx, tok.Hash, e.Now); err != nil {
+				b.Fatal(err)
+			}
+			e.Audit = &ev
+			if _, _, _, err := s.ConsumeEnrollment(f.ctx, e); err != nil {
+				b.Fatal(err)
+			}
+			continue
+		}
+		serial, expires := e.CertSerial, e.CertExpiresAt
+		e.CertSerial, e.CertExpiresAt = "", time.Time{}
+		a, _, t, err := s.ConsumeEnrollment(f.ctx, e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.RotateAgentCert(f.ctx, a.ID, serial, expires); err != nil {
+			b.Fatal(err)
+		}
+		ev.TenantID = t.TenantID
+		if err := s.AppendAudit(f.ctx, ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "enrollments/s")
+}
+
+func benchLogLines(b *testing.B, s store.Store, batchLines int) {
 	f := newFixture(b, s)
 	sc := newScope(f)
 	exec := f.plan(sc.agent).Actions[0].ExecutionID
-	lines := make([]store.LogLine, logBatch)
+	lines := make([]store.LogLine, batchLines)
 	var seq int64
 	for b.Loop() {
 		for j := range lines {
@@ -75,7 +122,7 @@ func benchLogLines(b *testing.B, s store.Store) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.N*logBatch)/b.Elapsed().Seconds(), "lines/s")
+	b.ReportMetric(float64(b.N*batchLines)/b.Elapsed().Seconds(), "lines/s")
 }
 
 func benchCreatePlan(b *testing.B, s store.Store) {
