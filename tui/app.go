@@ -126,8 +126,10 @@ type (
 		err   error
 	}
 	createdMsg struct {
-		vm  data.VM
-		err error
+		vm data.VM
+		// placed: the form left the host to the server.
+		placed bool
+		err    error
 	}
 	tokenMsg struct {
 		site  string
@@ -423,7 +425,14 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.applyAll(m.fleet.PutVM(msg.vm))
-		m.setFlash("created vm "+msg.vm.Name, false)
+		where := ""
+		if msg.vm.HostID != "" {
+			where = " on " + m.fleet.HostName(msg.vm.HostID)
+			if msg.placed {
+				where += " (placed by the server)"
+			}
+		}
+		m.setFlash("created vm "+msg.vm.Name+where, false)
 		return m, nil
 	case tokenMsg:
 		if msg.err != nil {
@@ -789,17 +798,11 @@ func (m *Model) listKey(k tea.KeyMsg) (tea.Cmd, bool) {
 			return nil, true
 		}
 		return m.onVMKey(k, id), true
-	case key.Matches(k, m.keys.Create) && (kind == view.VMs || kind == view.Hosts):
+	case key.Matches(k, m.keys.Create) && (kind == view.VMs || kind == view.Hosts || kind == view.Sites):
 		if m.refuseReadOnly("create vm") {
 			return nil, true
 		}
-		host := ""
-		if kind == view.Hosts && ok {
-			host = m.fleet.HostName(id)
-		} else if hid := l.Scope().HostID; hid != "" {
-			host = m.fleet.HostName(hid)
-		}
-		m.form = form.New(m.fleet.Hosts(""), host, m.styles)
+		m.form = form.New(m.formOptions(kind, id, ok), m.styles)
 		m.form.SetSize(m.width, m.bodyHeight())
 		m.mode = modeForm
 		return nil, true
@@ -814,6 +817,27 @@ func (m *Model) listKey(k tea.KeyMsg) (tea.Cmd, bool) {
 		}, true
 	}
 	return nil, false
+}
+
+// formOptions pre-fills the create form from where it was opened: the
+// selected site or host, else the page's scope. The host stays empty
+// unless one was chosen, so the server places the VM.
+func (m *Model) formOptions(kind view.Kind, selected string, ok bool) form.Options {
+	o := form.Options{Sites: m.fleet.Sites(), Hosts: m.fleet.Hosts("")}
+	siteID, hostID := m.top().list.Scope().SiteID, m.top().list.Scope().HostID
+	switch {
+	case kind == view.Sites && ok:
+		siteID = selected
+	case kind == view.Hosts && ok:
+		hostID = selected
+	}
+	if h, found := m.fleet.Host(hostID); found {
+		o.Host, siteID = h.Hostname, h.SiteID
+	}
+	if st, found := m.fleet.Site(siteID); found {
+		o.Site = st.Name
+	}
+	return o
 }
 
 func (m *Model) refuseReadOnly(what string) bool {
@@ -918,6 +942,6 @@ func (m *Model) createVM(spec data.VMSpec) tea.Cmd {
 	m.setFlash("create vm "+spec.Name+": requesting…", false)
 	return func() tea.Msg {
 		v, err := src.CreateVM(ctx, spec)
-		return createdMsg{vm: v, err: err}
+		return createdMsg{vm: v, placed: spec.HostID == "", err: err}
 	}
 }

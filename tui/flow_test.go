@@ -15,6 +15,7 @@ import (
 
 	"github.com/kubedoio/n-kudo/tui/data"
 	"github.com/kubedoio/n-kudo/tui/data/datatest"
+	"github.com/kubedoio/n-kudo/tui/fleet"
 )
 
 // flow runs the console as a real bubbletea program on a Fake.
@@ -247,7 +248,8 @@ func TestFlowCreateVM(t *testing.T) {
 	f.typ("n")
 	f.waitFor("Create VM")
 	f.typ("web-3")
-	f.key(tea.KeyEnter) // host is pre-filled from the selected row
+	f.key(tea.KeyEnter) // site and host are pre-filled from the selected row
+	f.key(tea.KeyEnter)
 	f.key(tea.KeyEnter)
 	f.typ("2")
 	f.key(tea.KeyEnter)
@@ -256,9 +258,72 @@ func TestFlowCreateVM(t *testing.T) {
 	f.waitFor("disk image: required")
 	f.typ("/images/alpine.raw")
 	f.key(tea.KeyEnter)
-	f.waitFor("created vm web-3")
+	f.waitFor("created vm web-3 on ams-01")
 	require.Equal(t, []datatest.Call{{Op: "create", Target: "web-3"}}, f.fake.Calls())
 	f.quit()
+}
+
+// TestFlowCreateVMPlacedByServer opens the form from a site: the site is
+// implied, the host left empty, and the console says where the server put
+// the VM.
+func TestFlowCreateVMPlacedByServer(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		open  func(f *flow)
+		want  string
+		vmsOf string
+	}{
+		{
+			name:  "from the sites list",
+			open:  func(f *flow) {},
+			want:  "created vm web-3 on ams-01 (placed by the server)",
+			vmsOf: "host-ams-01",
+		},
+		{
+			name: "from a site's hosts, clearing the host",
+			open: func(f *flow) {
+				f.key(tea.KeyEnter)
+				f.waitFor("sites › edge-ams")
+			},
+			want:  "created vm web-3 on ams-01 (placed by the server)",
+			vmsOf: "host-ams-01",
+		},
+		{
+			name: "from the lab site",
+			open: func(f *flow) {
+				f.key(tea.KeyDown)
+				f.key(tea.KeyDown)
+			},
+			want:  "created vm web-3 on lab-sim-01 (placed by the server)",
+			vmsOf: "host-lab-01",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := startFlow(t, Options{})
+			tt.open(f)
+			f.typ("n")
+			f.waitFor("Create VM", "Site")
+			f.typ("web-3")
+			f.key(tea.KeyEnter) // the site is implied
+			f.key(tea.KeyEnter)
+			f.key(tea.KeyCtrlU) // no host: let the server place it
+			f.key(tea.KeyEnter)
+			f.key(tea.KeyEnter)
+			f.key(tea.KeyEnter)
+			f.typ("/images/alpine.raw")
+			f.key(tea.KeyEnter)
+			f.waitFor(tt.want)
+			m := f.quit()
+			var placed []string
+			for _, v := range m.fleet.VMs(fleet.VMFilter{HostID: tt.vmsOf}) {
+				placed = append(placed, v.Name)
+			}
+			require.Contains(t, placed, "web-3")
+		})
+	}
 }
 
 func TestFlowReadOnlyRefusesActions(t *testing.T) {

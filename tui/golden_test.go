@@ -139,6 +139,8 @@ func TestViews(t *testing.T) {
 		{name: "help_read_only", opts: Options{ReadOnly: true}, keys: []tea.KeyMsg{runes("?")}},
 		{name: "confirm_delete", keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("D")}},
 		{name: "create_form", keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("n")}},
+		{name: "create_form_from_site", keys: []tea.KeyMsg{keyDown, runes("n")}},
+		{name: "created_placed", keys: []tea.KeyMsg{runes("n"), runes("web-3"), keyEnter, keyEnter, keyEnter, keyEnter, keyEnter, runes("/img/a.raw"), keyEnter}},
 		{name: "token", keys: []tea.KeyMsg{runes("t")}},
 		{name: "read_only_refusal", opts: Options{ReadOnly: true}, keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("x")}},
 		{name: "offline", events: []data.Event{{Type: data.EventConn, Conn: data.Offline, Err: data.ErrUnavailable}}, keys: []tea.KeyMsg{keyEnter}},

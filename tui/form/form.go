@@ -29,6 +29,7 @@ type CancelMsg struct{}
 // Field indexes.
 const (
 	FieldName = iota
+	FieldSite
 	FieldHost
 	FieldVCPUs
 	FieldMemory
@@ -36,7 +37,7 @@ const (
 	fieldCount
 )
 
-var labels = [fieldCount]string{"Name", "Host", "vCPUs", "Memory MiB", "Disk image"}
+var labels = [fieldCount]string{"Name", "Site", "Host", "vCPUs", "Memory MiB", "Disk image"}
 
 // KeyMap is the form's keys.
 type KeyMap struct {
@@ -67,19 +68,39 @@ type Model struct {
 	KeyMap KeyMap
 	inputs [fieldCount]textinput.Model
 	focus  int
+	sites  []data.Site
 	hosts  []data.Host
 	err    error
 	width  int
 	styles style.Styles
 }
 
-// New returns a form; hosts feed completion and name → id resolution, and
-// defaultHost (a hostname, may be empty) pre-fills the host field.
-func New(hosts []data.Host, defaultHost string, st style.Styles) Model {
-	m := Model{KeyMap: DefaultKeyMap(), hosts: hosts, styles: st, width: 80}
-	names := make([]string, 0, len(hosts))
-	for _, h := range hosts {
-		names = append(names, h.Hostname)
+// Options are what a form knows before the operator types.
+type Options struct {
+	// Sites and Hosts feed completion and name → id resolution.
+	Sites []data.Site
+	Hosts []data.Host
+	// Site and Host (names or ids, may be empty) pre-fill their fields:
+	// the site the form was opened from, the host selected.
+	Site, Host string
+}
+
+// New returns a form. With only one site, that site is implied. The host
+// may stay empty: the server then places the VM on the least loaded
+// online host of the site.
+func New(o Options, st style.Styles) Model {
+	m := Model{KeyMap: DefaultKeyMap(), sites: o.Sites, hosts: o.Hosts, styles: st, width: 80}
+	hostNames := make([]string, 0, len(o.Hosts))
+	for _, h := range o.Hosts {
+		hostNames = append(hostNames, h.Hostname)
+	}
+	siteNames := make([]string, 0, len(o.Sites))
+	for _, s := range o.Sites {
+		siteNames = append(siteNames, s.Name)
+	}
+	site := o.Site
+	if site == "" && len(o.Sites) == 1 {
+		site = o.Sites[0].Name
 	}
 	for i := range m.inputs {
 		in := textinput.New()
@@ -89,9 +110,13 @@ func New(hosts []data.Host, defaultHost string, st style.Styles) Model {
 		m.inputs[i] = in
 	}
 	m.inputs[FieldName].Placeholder = "e.g. web-3"
-	m.inputs[FieldHost].SetValue(defaultHost)
+	m.inputs[FieldSite].SetValue(site)
+	m.inputs[FieldSite].ShowSuggestions = true
+	m.inputs[FieldSite].SetSuggestions(siteNames)
+	m.inputs[FieldHost].SetValue(o.Host)
+	m.inputs[FieldHost].Placeholder = "empty: the server picks"
 	m.inputs[FieldHost].ShowSuggestions = true
-	m.inputs[FieldHost].SetSuggestions(names)
+	m.inputs[FieldHost].SetSuggestions(hostNames)
 	m.inputs[FieldVCPUs].SetValue("1")
 	m.inputs[FieldMemory].SetValue("512")
 	m.inputs[FieldDisk].Placeholder = "e.g. /var/lib/nkudo/images/alpine.raw"
@@ -115,23 +140,49 @@ func (m Model) Err() error { return m.err }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
-// Validate turns field values into a spec, resolving the host by name.
-func Validate(values [fieldCount]string, hosts []data.Host) (data.VMSpec, error) {
+// Validate turns field values into a spec, resolving the site and host
+// by name or id. An empty host leaves HostID empty (the server places the
+// VM); a host decides the site, and a site given with it must agree.
+func Validate(values [fieldCount]string, sites []data.Site, hosts []data.Host) (data.VMSpec, error) {
 	var spec data.VMSpec
 	spec.Name = strings.TrimSpace(values[FieldName])
 	if !nameRE.MatchString(spec.Name) {
 		return spec, fmt.Errorf("name %q: lowercase letters, digits and dashes, up to 63: %w", spec.Name, ErrInvalid)
 	}
-	hn := strings.TrimSpace(values[FieldHost])
-	found := false
-	for _, h := range hosts {
-		if h.Hostname == hn || h.ID == hn {
-			spec.HostID, spec.SiteID, found = h.ID, h.SiteID, true
-			break
+	sn := strings.TrimSpace(values[FieldSite])
+	var site data.Site
+	if sn != "" {
+		found := false
+		for _, s := range sites {
+			if s.Name == sn || s.ID == sn {
+				site, found = s, true
+				break
+			}
+		}
+		if !found {
+			return spec, fmt.Errorf("site %q: no such site: %w", sn, ErrInvalid)
 		}
 	}
-	if !found {
-		return spec, fmt.Errorf("host %q: no such host: %w", hn, ErrInvalid)
+	hn := strings.TrimSpace(values[FieldHost])
+	switch {
+	case hn != "":
+		found := false
+		for _, h := range hosts {
+			if h.Hostname == hn || h.ID == hn {
+				spec.HostID, spec.SiteID, found = h.ID, h.SiteID, true
+				break
+			}
+		}
+		if !found {
+			return spec, fmt.Errorf("host %q: no such host: %w", hn, ErrInvalid)
+		}
+		if site.ID != "" && site.ID != spec.SiteID {
+			return spec, fmt.Errorf("host %q is not in site %q: %w", hn, site.Name, ErrInvalid)
+		}
+	case site.ID == "":
+		return spec, fmt.Errorf("site: required when no host is given: %w", ErrInvalid)
+	default:
+		spec.SiteID = site.ID
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(values[FieldVCPUs]))
 	if err != nil || n < 1 || n > 256 {
@@ -183,7 +234,7 @@ func (m *Model) Handle(msg tea.Msg) (Outcome, data.VMSpec, tea.Cmd) {
 		case key.Matches(km, m.KeyMap.Cancel):
 			return Cancelled, data.VMSpec{}, nil
 		case key.Matches(km, m.KeyMap.Submit) && (m.focus == fieldCount-1 || km.String() == "ctrl+s"):
-			spec, err := Validate(m.values(), m.hosts)
+			spec, err := Validate(m.values(), m.sites, m.hosts)
 			m.err = err
 			if err != nil {
 				return Editing, spec, nil
@@ -191,9 +242,9 @@ func (m *Model) Handle(msg tea.Msg) (Outcome, data.VMSpec, tea.Cmd) {
 			return Submitted, spec, nil
 		case key.Matches(km, m.KeyMap.Submit):
 			return Editing, data.VMSpec{}, m.setFocus(m.focus + 1)
-		case km.String() == "tab" && m.focus == FieldHost && m.inputs[FieldHost].CurrentSuggestion() != "" &&
-			m.inputs[FieldHost].CurrentSuggestion() != m.inputs[FieldHost].Value():
-			// Tab completes a host name first, then moves on.
+		case km.String() == "tab" && (m.focus == FieldHost || m.focus == FieldSite) && m.inputs[m.focus].Value() != "" &&
+			m.inputs[m.focus].CurrentSuggestion() != "" && m.inputs[m.focus].CurrentSuggestion() != m.inputs[m.focus].Value():
+			// Tab completes a site or host name first, then moves on.
 		case key.Matches(km, m.KeyMap.Next):
 			return Editing, data.VMSpec{}, m.setFocus(m.focus + 1)
 		case key.Matches(km, m.KeyMap.Prev):

@@ -1,64 +1,200 @@
 package form
 
 import (
+	"strings"
 	"testing"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kubedoio/n-kudo/tui/data"
 	"github.com/kubedoio/n-kudo/tui/style"
 )
 
-var hosts = []data.Host{{ID: "h1", SiteID: "s1", Hostname: "ams-01"}}
+var (
+	sites = []data.Site{{ID: "s1", Name: "ams"}, {ID: "s2", Name: "fra"}}
+	hosts = []data.Host{{ID: "h1", SiteID: "s1", Hostname: "ams-01"}, {ID: "h2", SiteID: "s2", Hostname: "fra-01"}}
+)
 
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	good := [fieldCount]string{"web-3", "ams-01", "2", "1024", "/img/alpine.raw"}
-	with := func(i int, v string) [fieldCount]string { g := good; g[i] = v; return g }
+	good := [fieldCount]string{"web-3", "ams", "ams-01", "2", "1024", "/img/alpine.raw"}
+	with := func(vs ...string) [fieldCount]string {
+		g := good
+		for i := 0; i < len(vs); i += 2 {
+			switch vs[i] {
+			case "name":
+				g[FieldName] = vs[i+1]
+			case "site":
+				g[FieldSite] = vs[i+1]
+			case "host":
+				g[FieldHost] = vs[i+1]
+			case "vcpus":
+				g[FieldVCPUs] = vs[i+1]
+			case "memory":
+				g[FieldMemory] = vs[i+1]
+			case "disk":
+				g[FieldDisk] = vs[i+1]
+			}
+		}
+		return g
+	}
+	spec := func(site, host string) data.VMSpec {
+		return data.VMSpec{Name: "web-3", SiteID: site, HostID: host, VCPUs: 2, MemoryMiB: 1024, DiskImage: "/img/alpine.raw"}
+	}
 	tests := []struct {
 		name    string
 		values  [fieldCount]string
+		want    data.VMSpec
 		wantErr string
 	}{
-		{"valid", good, ""},
-		{"host by id", with(FieldHost, "h1"), ""},
-		{"empty name", with(FieldName, ""), "name"},
-		{"upper-case name", with(FieldName, "Web"), "name"},
-		{"unknown host", with(FieldHost, "nope"), "host"},
-		{"zero vcpus", with(FieldVCPUs, "0"), "vcpus"},
-		{"non-numeric memory", with(FieldMemory, "lots"), "memory"},
-		{"tiny memory", with(FieldMemory, "16"), "memory"},
-		{"no disk", with(FieldDisk, " "), "disk image"},
+		{name: "valid", values: good, want: spec("s1", "h1")},
+		{name: "host by id", values: with("host", "h1"), want: spec("s1", "h1")},
+		{name: "site by id", values: with("site", "s1"), want: spec("s1", "h1")},
+		{name: "empty host: the server places it", values: with("host", ""), want: spec("s1", "")},
+		{name: "blank host is empty", values: with("host", "  "), want: spec("s1", "")},
+		{name: "host decides the site", values: with("site", "", "host", "fra-01"), want: spec("s2", "h2")},
+		{name: "host outside the site", values: with("host", "fra-01"), wantErr: `host "fra-01" is not in site "ams"`},
+		{name: "neither site nor host", values: with("site", "", "host", ""), wantErr: "site: required"},
+		{name: "unknown site", values: with("site", "nope"), wantErr: `site "nope"`},
+		{name: "empty name", values: with("name", ""), wantErr: "name"},
+		{name: "upper-case name", values: with("name", "Web"), wantErr: "name"},
+		{name: "unknown host", values: with("host", "nope"), wantErr: `host "nope"`},
+		{name: "zero vcpus", values: with("vcpus", "0"), wantErr: "vcpus"},
+		{name: "non-numeric memory", values: with("memory", "lots"), wantErr: "memory"},
+		{name: "tiny memory", values: with("memory", "16"), wantErr: "memory"},
+		{name: "no disk", values: with("disk", " "), wantErr: "disk image"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			spec, err := Validate(tt.values, hosts)
+			got, err := Validate(tt.values, sites, hosts)
 			if tt.wantErr != "" {
 				require.ErrorIs(t, err, ErrInvalid)
 				require.Contains(t, err.Error(), tt.wantErr)
 				return
 			}
 			require.NoError(t, err)
-			require.Equal(t, data.VMSpec{Name: "web-3", SiteID: "s1", HostID: "h1", VCPUs: 2, MemoryMiB: 1024, DiskImage: "/img/alpine.raw"}, spec)
+			require.Equal(t, tt.want, got)
 		})
 	}
 }
 
-func TestHandleSubmitsOnLastField(t *testing.T) {
+func TestNewPrefills(t *testing.T) {
 	t.Parallel()
-	m := New(hosts, "ams-01", style.Plain())
-	m.SetValue(FieldName, "web-3")
-	m.SetValue(FieldDisk, "/img/a.raw")
-	enter := tea.KeyMsg{Type: tea.KeyEnter}
-	for range FieldDisk {
-		out, _, _ := m.Handle(enter)
-		require.Equal(t, Editing, out)
+	tests := []struct {
+		name             string
+		opts             Options
+		wantSite, wantHo string
+	}{
+		{"opened from a site", Options{Sites: sites, Hosts: hosts, Site: "fra"}, "fra", ""},
+		{"opened from a host", Options{Sites: sites, Hosts: hosts, Site: "ams", Host: "ams-01"}, "ams", "ams-01"},
+		{"only one site is implied", Options{Sites: sites[:1], Hosts: hosts[:1]}, "ams", ""},
+		{"several sites: nothing implied", Options{Sites: sites, Hosts: hosts}, "", ""},
 	}
-	out, spec, _ := m.Handle(enter)
-	require.Equal(t, Submitted, out)
-	require.Equal(t, "h1", spec.HostID)
-	out, _, _ = m.Handle(tea.KeyMsg{Type: tea.KeyEsc})
-	require.Equal(t, Cancelled, out)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := New(tt.opts, style.Plain())
+			v := m.values()
+			require.Equal(t, tt.wantSite, v[FieldSite])
+			require.Equal(t, tt.wantHo, v[FieldHost])
+			require.Equal(t, "1", v[FieldVCPUs])
+			require.Equal(t, "512", v[FieldMemory])
+		})
+	}
+}
+
+func TestHandle(t *testing.T) {
+	t.Parallel()
+	enter := tea.KeyMsg{Type: tea.KeyEnter}
+	tab := tea.KeyMsg{Type: tea.KeyTab}
+	typ := func(s string) tea.KeyMsg { return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)} }
+	tests := []struct {
+		name     string
+		opts     Options
+		keys     []tea.KeyMsg
+		want     Outcome
+		wantSpec data.VMSpec
+		wantErr  string
+		focus    int
+	}{
+		{
+			name: "enter walks the fields and submits on the last",
+			opts: Options{Sites: sites[:1], Hosts: hosts[:1]},
+			keys: []tea.KeyMsg{typ("web-3"), enter, enter, enter, enter, enter, typ("/img/a.raw"), enter},
+			want: Submitted, wantSpec: data.VMSpec{Name: "web-3", SiteID: "s1", VCPUs: 1, MemoryMiB: 512, DiskImage: "/img/a.raw"},
+			focus: FieldDisk,
+		},
+		{
+			name: "ctrl+s submits from any field",
+			opts: Options{Sites: sites, Hosts: hosts, Host: "fra-01"},
+			keys: []tea.KeyMsg{typ("db"), {Type: tea.KeyCtrlS}},
+			want: Editing, wantErr: "disk image", focus: FieldName,
+		},
+		{
+			name: "tab completes a host before moving on",
+			opts: Options{Sites: sites, Hosts: hosts, Site: "fra"},
+			keys: []tea.KeyMsg{typ("x"), tab, tab, typ("fr"), tab},
+			want: Editing, focus: FieldHost,
+		},
+		{
+			name: "tab on an empty host moves on",
+			opts: Options{Sites: sites, Hosts: hosts, Site: "fra"},
+			keys: []tea.KeyMsg{tab, tab, tab},
+			want: Editing, focus: FieldVCPUs,
+		},
+		{
+			name: "shift+tab goes back and wraps",
+			opts: Options{Sites: sites, Hosts: hosts},
+			keys: []tea.KeyMsg{{Type: tea.KeyShiftTab}},
+			want: Editing, focus: FieldDisk,
+		},
+		{
+			name: "esc cancels",
+			opts: Options{Sites: sites, Hosts: hosts},
+			keys: []tea.KeyMsg{typ("web"), {Type: tea.KeyEsc}},
+			want: Cancelled, focus: FieldName,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := New(tt.opts, style.Plain())
+			var out Outcome
+			var spec data.VMSpec
+			for _, k := range tt.keys {
+				out, spec, _ = m.Handle(k)
+			}
+			require.Equal(t, tt.want, out)
+			require.Equal(t, tt.focus, m.focus)
+			if tt.want == Submitted {
+				require.Equal(t, tt.wantSpec, spec)
+			}
+			if tt.wantErr != "" {
+				require.ErrorIs(t, m.Err(), ErrInvalid)
+				require.Contains(t, m.Err().Error(), tt.wantErr)
+				require.Contains(t, ansi.Strip(m.View()), tt.wantErr, "the error is shown")
+			}
+		})
+	}
+	t.Run("completed host", func(t *testing.T) {
+		t.Parallel()
+		m := New(Options{Sites: sites, Hosts: hosts, Site: "fra"}, style.Plain())
+		for _, k := range []tea.KeyMsg{tab, tab, typ("fr"), tab} {
+			m.Handle(k)
+		}
+		require.Equal(t, "fra-01", m.values()[FieldHost])
+	})
+}
+
+func TestViewShowsPlacementHint(t *testing.T) {
+	t.Parallel()
+	m := New(Options{Sites: sites, Hosts: hosts, Site: "ams"}, style.Plain())
+	m.SetSize(80, 20)
+	v := ansi.Strip(m.View())
+	for _, want := range []string{"Create VM", "Site", "ams", "Host", "empty: the server picks"} {
+		require.True(t, strings.Contains(v, want), "view lacks %q:\n%s", want, v)
+	}
 }

@@ -2,6 +2,7 @@ package datatest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -220,6 +221,14 @@ func (f *Fake) CreateVM(_ context.Context, spec data.VMSpec) (data.VM, error) {
 		return data.VM{}, err
 	}
 	f.calls = append(f.calls, Call{Op: "create", Target: spec.Name})
+	if spec.HostID == "" {
+		// Like the server: the least loaded online host of the site.
+		h, err := f.place(spec.SiteID)
+		if err != nil {
+			return data.VM{}, err
+		}
+		spec.HostID = h
+	}
 	vm := data.VM{
 		ID:           fmt.Sprintf("vm-new-%d", len(f.calls)),
 		Name:         spec.Name,
@@ -232,6 +241,34 @@ func (f *Fake) CreateVM(_ context.Context, spec data.VMSpec) (data.VM, error) {
 	}
 	f.fx.VMs = append(f.fx.VMs, vm)
 	return vm, nil
+}
+
+// ErrNoHost is CreateVM's answer when no host of the site is online to
+// place a VM on.
+var ErrNoHost = errors.New("no host of the site is online")
+
+// place picks the online host of site with the fewest VMs (the first
+// listed on a tie). Must be called with f.mu held.
+func (f *Fake) place(site string) (string, error) {
+	best, bestN := "", 0
+	for _, h := range f.fx.Hosts {
+		if h.SiteID != site || !h.Online {
+			continue
+		}
+		n := 0
+		for _, v := range f.fx.VMs {
+			if v.HostID == h.ID {
+				n++
+			}
+		}
+		if best == "" || n < bestN {
+			best, bestN = h.ID, n
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("placing a vm in site %s: %w", site, ErrNoHost)
+	}
+	return best, nil
 }
 
 // CreateEnrollmentToken implements data.Source.
