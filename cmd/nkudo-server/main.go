@@ -71,6 +71,7 @@ first start and reused after. NKUDO_ADMIN_KEY must be set.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "HTTPS listen address [NKUDO_ADDR]")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "Prometheus /metrics listen address, empty to disable [NKUDO_METRICS_ADDR]")
+	f.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "net/http/pprof listen address (loopback only), empty (the default) to disable [NKUDO_PPROF_ADDR]")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the SQLite database and the PKI [NKUDO_DATA_DIR]")
 	f.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "PostgreSQL URL; empty uses embedded SQLite [DATABASE_URL]")
 	f.StringSliceVar(&cfg.ServerNames, "server-name", cfg.ServerNames, "extra DNS name or IP for the server certificate (repeatable) [NKUDO_SERVER_NAMES]")

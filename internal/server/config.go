@@ -18,6 +18,10 @@ import (
 type Config struct {
 	Addr        string // HTTPS listen address (NKUDO_ADDR)
 	MetricsAddr string // Prometheus listener; empty disables it (NKUDO_METRICS_ADDR)
+	// PprofAddr serves net/http/pprof for profiling under load; off by
+	// default and loopback only, because profiles expose memory contents
+	// and cost CPU while taken (NKUDO_PPROF_ADDR).
+	PprofAddr   string
 	DataDir     string // SQLite file and PKI (NKUDO_DATA_DIR)
 	DatabaseURL string // PostgreSQL; empty means embedded SQLite (DATABASE_URL)
 	AdminKey    string // bootstrap bearer key (NKUDO_ADMIN_KEY); never logged
@@ -126,6 +130,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 	}
 	str("NKUDO_ADDR", &c.Addr)
 	str("NKUDO_METRICS_ADDR", &c.MetricsAddr)
+	str("NKUDO_PPROF_ADDR", &c.PprofAddr)
 	str("NKUDO_DATA_DIR", &c.DataDir)
 	str("DATABASE_URL", &c.DatabaseURL)
 	str("NKUDO_ADMIN_KEY", &c.AdminKey)
@@ -169,6 +174,13 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--metrics-addr (NKUDO_METRICS_ADDR): %w", err))
 		} else if c.MetricsAddr == c.Addr {
 			errs = append(errs, errors.New("--metrics-addr must differ from --addr"))
+		}
+	}
+	if c.PprofAddr != "" {
+		if err := validLoopbackHostPort(c.PprofAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--pprof-addr (NKUDO_PPROF_ADDR): %w", err))
+		} else if c.PprofAddr == c.Addr || c.PprofAddr == c.MetricsAddr {
+			errs = append(errs, errors.New("--pprof-addr must differ from --addr and --metrics-addr"))
 		}
 	}
 	if c.DataDir == "" {
@@ -308,6 +320,19 @@ func validHostPort(addr string) error {
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("%q has an invalid port", addr)
+	}
+	return nil
+}
+
+// validLoopbackHostPort accepts host:port whose host is a loopback IP or
+// "localhost": an empty host would listen on every interface.
+func validLoopbackHostPort(addr string) error {
+	if err := validHostPort(addr); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%q must listen on a loopback address (e.g. 127.0.0.1:6060)", addr)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -108,6 +109,7 @@ type Server struct {
 
 	apiLn     net.Listener
 	metricsLn net.Listener
+	pprofLn   net.Listener // nil unless --pprof-addr is set
 }
 
 // New opens the store and PKI and binds the listeners, so that a caller
@@ -189,6 +191,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("listening on %s (--metrics-addr): %w", cfg.MetricsAddr, err)
 		}
 	}
+	if cfg.PprofAddr != "" {
+		s.pprofLn, err = lc.Listen(ctx, "tcp", cfg.PprofAddr)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("listening on %s (--pprof-addr): %w", cfg.PprofAddr, err)
+		}
+		log.Warn("profiling endpoint enabled", logKeyAddr, s.pprofLn.Addr().String())
+	}
 	log.Info("nkudo-server ready",
 		logKeyAddr, s.apiLn.Addr().String(),
 		logKeyEngine, engine,
@@ -221,6 +231,9 @@ func (s *Server) Close() {
 	}
 	if s.metricsLn != nil {
 		_ = s.metricsLn.Close()
+	}
+	if s.pprofLn != nil {
+		_ = s.pprofLn.Close()
 	}
 	if s.store != nil {
 		_ = s.store.Close()
@@ -281,6 +294,24 @@ func (s *Server) Serve(ctx context.Context) error {
 		g.Go(func() error {
 			if err := metricsSrv.Serve(s.metricsLn); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serving metrics: %w", err)
+			}
+			return nil
+		})
+	}
+	if s.pprofLn != nil {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		// No write timeout: a CPU profile or trace streams for as long
+		// as its ?seconds= asks.
+		pprofSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, pprofSrv)
+		g.Go(func() error {
+			if err := pprofSrv.Serve(s.pprofLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving pprof: %w", err)
 			}
 			return nil
 		})
