@@ -70,7 +70,12 @@ func (a *API) vmConsole(c *gin.Context) {
 	}
 	stream, err := a.hub.OpenConsole(host.AgentID, vm.ID)
 	if errors.Is(err, hub.ErrAgentOffline) {
-		a.writeError(c, hostOffline(host))
+		// The store says online but this replica holds no session: with
+		// several replicas on one database the agent is connected to
+		// another one, and consoles are not relayed between replicas.
+		// The code stays host_offline so clients keep retrying.
+		a.writeError(c, &Error{Status: http.StatusConflict, Code: CodeHostOffline,
+			Message: fmt.Sprintf("host %s (%s): agent connected to another replica (or it just disconnected); consoles are not relayed between replicas: use the nkudo-server the agent is connected to, or retry", host.ID, host.Hostname)})
 		return
 	}
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kubedoio/n-kudo/internal/agentproto"
+	"github.com/kubedoio/n-kudo/internal/notify"
 	"github.com/kubedoio/n-kudo/internal/pki"
 	"github.com/kubedoio/n-kudo/internal/store"
 )
@@ -122,6 +123,11 @@ type Options struct {
 	HelloTimeout time.Duration
 	// PingInterval is how often a websocket ping checks the peer.
 	PingInterval time.Duration
+	// Bus, when set, links the hubs of replicas sharing one database:
+	// plans and revocations for an agent connected elsewhere, and log
+	// lines for followers elsewhere, travel over it. It must not be
+	// running yet: New subscribes to it.
+	Bus notify.Bus
 
 	// MaxHandshakes bounds the connections between the request and the
 	// end of their hello processing (admission control); the CPU count
@@ -195,6 +201,10 @@ type Hub struct {
 	log     *slog.Logger
 	store   store.Store
 	metrics *metrics
+	// bus links replicas (nil: a lone hub); node tells this hub's own
+	// notices apart from other replicas'.
+	bus  notify.Bus
+	node uuid.UUID
 	// checkEvery is the period of each session's liveness check: often
 	// enough to notice silence within a fraction of the allowed window.
 	checkEvery time.Duration
@@ -233,7 +243,7 @@ type shard struct {
 }
 
 // New returns a Hub. It panics only on a programming error: a nil Store
-// or Authority.
+// or Authority, or a Bus that is already running.
 func New(opts Options) *Hub {
 	if opts.Store == nil || opts.Authority == nil {
 		panic("hub.New: Store and Authority are required")
@@ -244,6 +254,8 @@ func New(opts Options) *Hub {
 		log:     opts.Logger,
 		store:   opts.Store,
 		metrics: newMetrics(opts.Registerer),
+		bus:     opts.Bus,
+		node:    uuid.New(),
 		admit:   make(chan struct{}, opts.MaxHandshakes),
 	}
 	h.stopCtx, h.stopAll = context.WithCancel(context.Background())
@@ -255,6 +267,11 @@ func New(opts Options) *Hub {
 	h.logs = newLogBatcher(h)
 	h.subs.m = make(map[uuid.UUID]map[*LogSubscription]struct{})
 	h.subs.dropped = h.metrics.subscribersDropped
+	if h.bus != nil {
+		if err := h.subscribeBus(); err != nil {
+			panic("hub.New: " + err.Error())
+		}
+	}
 	return h
 }
 
@@ -414,26 +431,31 @@ func (h *Hub) Sessions() int {
 }
 
 // DispatchPlan sends a freshly stored plan to its agent if the agent is
-// connected. It never blocks: a session whose queue is full is closed as a
-// slow consumer, and the plan, still pending in the store, is sent again
-// after the agent's next hello.
+// connected here. It never blocks on the session: a session whose queue
+// is full is closed as a slow consumer, and the plan, still pending in the
+// store, is sent again after the agent's next hello. When the agent is not
+// connected here and the hub has a Bus, the plan is announced to the other
+// replicas (a bounded wait), and the one holding the session sends it.
 func (h *Hub) DispatchPlan(p store.Plan) {
-	s := h.lookup(p.AgentID)
-	if s == nil {
+	if s := h.lookup(p.AgentID); s != nil {
+		s.dispatch(p)
 		return
 	}
-	s.dispatch(p)
+	if h.bus != nil {
+		h.publish(TopicPlanDispatch, planNotice{Origin: h.node, TenantID: p.TenantID, AgentID: p.AgentID, PlanID: p.ID})
+	}
 }
 
 // Revoke closes the agent's live session, if any, with a revoked notice
 // and CloseRevoked. Call it after store.RevokeAgent, so the agent's next
 // handshake is refused too.
+//
+// With a Bus, the revocation is announced to the other replicas as well,
+// even when the session is here: a half-open older session of the same
+// agent may still live on another replica.
 func (h *Hub) Revoke(agentID uuid.UUID) {
-	s := h.lookup(agentID)
-	if s == nil {
-		return
+	h.revokeLocal(agentID)
+	if h.bus != nil {
+		h.publish(TopicAgentRevoke, revokeNotice{Origin: h.node, AgentID: agentID})
 	}
-	h.log.Info("closing revoked agent session", logKeyAgent, agentID)
-	s.kill(agentproto.CloseRevoked, agentproto.CloseRevokedReason,
-		&agentproto.Revoked{Reason: "agent identity revoked by an operator"})
 }

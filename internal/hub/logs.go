@@ -116,6 +116,10 @@ func (b *logBatcher) flush(ctx context.Context, batch []logItem) {
 		it.s.enqueue("", &agentproto.LogAck{ExecutionID: last.ExecutionID, Seq: last.Seq})
 		h.subs.publish(last.ExecutionID, it.lines)
 	}
+	if h.bus != nil {
+		// After the local followers: they keep the in-memory fast path.
+		h.announceLogs(batch)
+	}
 }
 
 // subscriptions are the live log followers, by execution.
@@ -239,6 +243,42 @@ func (ss *subscriptions) publish(exec uuid.UUID, lines []store.LogLine) {
 	for _, s := range lagged {
 		ss.remove(s)
 		ss.dropped.Inc()
+	}
+}
+
+// minSeq returns the lowest seq the execution's followers have seen;
+// false when nobody here follows it.
+func (ss *subscriptions) minSeq(exec uuid.UUID) (int64, bool) {
+	ss.mu.RLock()
+	defer ss.mu.RUnlock()
+	set := ss.m[exec]
+	if len(set) == 0 {
+		return 0, false
+	}
+	low := int64(-1)
+	for s := range set {
+		s.mu.Lock()
+		if low < 0 || s.lastSeq < low {
+			low = s.lastSeq
+		}
+		s.mu.Unlock()
+	}
+	return low, true
+}
+
+// dropAll ends every subscription with ErrLagged (notifications of lines
+// stored elsewhere were lost): each follower re-reads the store and
+// subscribes again.
+func (ss *subscriptions) dropAll() {
+	ss.mu.Lock()
+	all := ss.m
+	ss.m = make(map[uuid.UUID]map[*LogSubscription]struct{})
+	ss.mu.Unlock()
+	for _, set := range all {
+		for s := range set {
+			s.end(ErrLagged)
+			ss.dropped.Inc()
+		}
 	}
 }
 

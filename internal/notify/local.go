@@ -14,6 +14,8 @@ import (
 type Local struct {
 	reg  registry
 	done atomic.Bool
+	// listening is closed when Run starts delivering.
+	listening chan struct{}
 }
 
 var _ Bus = (*Local)(nil)
@@ -33,7 +35,7 @@ func NewLocal(opts LocalOptions) *Local {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Local{reg: registry{queueSize: opts.QueueSize, log: opts.Logger}}
+	return &Local{reg: registry{queueSize: opts.QueueSize, log: opts.Logger}, listening: make(chan struct{})}
 }
 
 // Subscribe registers fn for topic. It fails once Run has started.
@@ -54,6 +56,9 @@ func (l *Local) Publish(_ context.Context, topic string, payload []byte) error {
 	return nil
 }
 
+// Listening is closed once Run delivers notifications.
+func (l *Local) Listening() <-chan struct{} { return l.listening }
+
 // Run delivers notifications until ctx ends.
 func (l *Local) Run(ctx context.Context) error {
 	byTopic, err := l.reg.start()
@@ -62,6 +67,7 @@ func (l *Local) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	runAll(ctx, byTopic, &wg)
+	close(l.listening)
 	<-ctx.Done()
 	l.done.Store(true)
 	wg.Wait()

@@ -39,10 +39,13 @@ type PostgresOptions struct {
 // Postgres is a Bus over PostgreSQL LISTEN/NOTIFY, shared by every
 // replica on the same database.
 type Postgres struct {
-	url  string
-	log  *slog.Logger
-	reg  registry
-	pool *pgxpool.Pool
+	url     string
+	poolCfg *pgxpool.Config
+	log     *slog.Logger
+	reg     registry
+	// pool publishes; it exists while Run runs, so a bus that never ran
+	// holds no connection nor goroutine.
+	pool atomic.Pointer[pgxpool.Pool]
 
 	// listening is closed once the first LISTEN round succeeded.
 	listening chan struct{}
@@ -53,8 +56,8 @@ type Postgres struct {
 
 var _ Bus = (*Postgres)(nil)
 
-// NewPostgres builds a Postgres bus; it opens the publishing pool lazily,
-// so it fails only on a malformed URL.
+// NewPostgres builds a Postgres bus; Run opens its connections, so it
+// fails only on a malformed URL.
 func NewPostgres(opts PostgresOptions) (*Postgres, error) {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = DefaultQueueSize
@@ -68,15 +71,11 @@ func NewPostgres(opts PostgresOptions) (*Postgres, error) {
 	}
 	cfg.MaxConns = publishConns
 	cfg.MinConns = 0
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating notification publish pool: %w", err)
-	}
 	return &Postgres{
 		url:       opts.URL,
+		poolCfg:   cfg,
 		log:       opts.Logger,
 		reg:       registry{queueSize: opts.QueueSize, log: opts.Logger},
-		pool:      pool,
 		listening: make(chan struct{}),
 	}, nil
 }
@@ -87,12 +86,17 @@ func (p *Postgres) Subscribe(topic string, fn Handler) error {
 }
 
 // Publish sends payload with pg_notify, which reaches every replica
-// LISTENing on topic once the publishing transaction commits.
+// LISTENing on topic once the publishing transaction commits. It fails
+// with ErrNotRunning outside Run.
 func (p *Postgres) Publish(ctx context.Context, topic string, payload []byte) error {
 	if err := checkPublish(topic, payload); err != nil {
 		return fmt.Errorf("publishing on %s: %w", topic, err)
 	}
-	if _, err := p.pool.Exec(ctx, "SELECT pg_notify($1, $2)", topic, string(payload)); err != nil {
+	pool := p.pool.Load()
+	if pool == nil {
+		return fmt.Errorf("publishing on %s: %w", topic, ErrNotRunning)
+	}
+	if _, err := pool.Exec(ctx, "SELECT pg_notify($1, $2)", topic, string(payload)); err != nil {
 		return fmt.Errorf("publishing on %s: %w", topic, err)
 	}
 	return nil
@@ -113,7 +117,15 @@ func (p *Postgres) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("running postgres bus: %w", err)
 	}
-	defer p.pool.Close()
+	pool, err := pgxpool.NewWithConfig(ctx, p.poolCfg)
+	if err != nil {
+		return fmt.Errorf("creating notification publish pool: %w", err)
+	}
+	p.pool.Store(pool)
+	defer func() {
+		p.pool.Store(nil)
+		pool.Close()
+	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	runAll(ctx, byTopic, &wg)

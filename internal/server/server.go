@@ -22,6 +22,7 @@ import (
 	"github.com/kubedoio/n-kudo/internal/event"
 	"github.com/kubedoio/n-kudo/internal/hub"
 	"github.com/kubedoio/n-kudo/internal/mesh"
+	"github.com/kubedoio/n-kudo/internal/notify"
 	"github.com/kubedoio/n-kudo/internal/pki"
 	"github.com/kubedoio/n-kudo/internal/store"
 	"github.com/kubedoio/n-kudo/internal/store/postgres"
@@ -107,6 +108,12 @@ type Server struct {
 	mesh     *mesh.Mesh // nil when NetBird is off
 	registry *prometheus.Registry
 
+	// bus links the replicas sharing the database (PostgreSQL
+	// LISTEN/NOTIFY), or is in-process for SQLite; relay shares the
+	// event stream over it.
+	bus   notify.Bus
+	relay *event.Relay
+
 	apiLn     net.Listener
 	metricsLn net.Listener
 	pprofLn   net.Listener // nil unless --pprof-addr is set
@@ -138,6 +145,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	// Every write, from the API and the agent channel alike, goes
 	// through the event decorator so that GET /v1/events sees it.
 	s.events = event.NewBroker(event.Options{})
+	if s.bus, err = newBus(cfg, engine, log.With("component", "notify")); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	// The relay reads other replicas' changes from the undecorated store:
+	// re-publishing them must not announce them again.
+	if s.relay, err = event.NewRelay(s.events, st, s.bus, log.With("component", "events")); err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("building event relay: %w", err)
+	}
 	st = event.NewStore(st, s.events, log.With("component", "events"))
 	s.store = st
 
@@ -151,6 +168,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		OfflineAfter:      cfg.HeartbeatOfflineAfter,
 		Registerer:        s.registry,
+		Bus:               s.bus,
 	})
 	if cfg.NetBirdEnabled() {
 		s.mesh, err = newMesh(cfg, st, log.With("component", "netbird"))
@@ -262,11 +280,28 @@ func (s *Server) Serve(ctx context.Context) error {
 	// is shut down, and its batchers must flush before the store closes.
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHub()
+	// The bus and the event relay outlive the hub: its last log flush
+	// still tells other replicas' followers.
+	busCtx, stopBus := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBus()
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
+		defer stopBus()
 		if err := s.hub.Run(hubCtx); err != nil {
 			return fmt.Errorf("running agent hub: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := s.bus.Run(busCtx); err != nil {
+			return fmt.Errorf("running notification bus: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := s.relay.Run(busCtx); err != nil {
+			return fmt.Errorf("running event relay: %w", err)
 		}
 		return nil
 	})
@@ -341,6 +376,32 @@ func (s *Server) Serve(ctx context.Context) error {
 	err := g.Wait()
 	s.log.Info("stopped")
 	return err
+}
+
+// BusListening is closed once the notification bus listens: from then on
+// plans, revocations, log lines and events from other replicas reach this
+// one.
+func (s *Server) BusListening() <-chan struct{} {
+	if l, ok := s.bus.(interface{ Listening() <-chan struct{} }); ok {
+		return l.Listening()
+	}
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
+
+// newBus returns the notification bus of the engine: PostgreSQL
+// LISTEN/NOTIFY on the same database, so that every replica on it hears
+// the others, or an in-process bus for SQLite, which has one replica.
+func newBus(cfg Config, engine string, log *slog.Logger) (notify.Bus, error) {
+	if engine != "postgres" {
+		return notify.NewLocal(notify.LocalOptions{Logger: log}), nil
+	}
+	bus, err := notify.NewPostgres(notify.PostgresOptions{URL: cfg.DatabaseURL, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("building notification bus (DATABASE_URL): %w", err)
+	}
+	return bus, nil
 }
 
 // Hub is the agent channel of the server.
