@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -35,6 +36,12 @@ var (
 	// ErrConfig: the options are unusable.
 	ErrConfig = errors.New("invalid agent options")
 )
+
+// DefaultReconnectMax caps the reconnect backoff. Below the backoff
+// package's general 60 s: an agent that failed a few times in a row while
+// its server restarted should be back within seconds of the server being
+// up, and the server paces a storm itself (Retry-After, CloseOverloaded).
+const DefaultReconnectMax = 15 * time.Second
 
 // State file names inside the state directory.
 const (
@@ -122,7 +129,7 @@ func (o *Options) setDefaults() {
 		o.Now = time.Now
 	}
 	if o.Backoff == nil {
-		o.Backoff = &backoff.Backoff{}
+		o.Backoff = &backoff.Backoff{Max: DefaultReconnectMax}
 	}
 	if o.StableAfter <= 0 {
 		o.StableAfter = time.Minute
@@ -287,6 +294,20 @@ func (a *Agent) loop(ctx context.Context) error {
 		if res.established && a.o.Now().Sub(start) >= a.o.StableAfter {
 			a.o.Backoff.Reset()
 		}
+		if res.retryAfter > 0 {
+			// The server's admission control said when to come back and
+			// already jittered it; a little more jitter of our own spreads
+			// agents refused in the same second. The exponential backoff
+			// is left alone: being refused for load is not a failure of
+			// this agent, and growing its delay would only slow the
+			// fleet's return after a restart.
+			d := res.retryAfter + rand.N(res.retryAfter/4+1)
+			log.Info("server busy; reconnecting after its Retry-After", logKeyErr, res.err, logKeyDelay, d)
+			if !sleep(ctx, d) {
+				return nil
+			}
+			continue
+		}
 		extra := time.Duration(0)
 		if res.code == agentproto.CloseOverloaded {
 			extra = a.o.OverloadedDelay
@@ -321,6 +342,8 @@ type sessionResult struct {
 	err  error
 	// stop is set when the agent must not reconnect.
 	stop error
+	// retryAfter is the server's Retry-After of a refused handshake.
+	retryAfter time.Duration
 }
 
 // factsKey is the comparable form of facts. Free disk space is left out:

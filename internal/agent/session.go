@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,10 @@ func (a *Agent) runSession(ctx context.Context) sessionResult {
 		res.err = err
 		if errors.Is(err, ErrStopped) {
 			res.stop = err
+		}
+		var later *retryLaterError
+		if errors.As(err, &later) {
+			res.retryAfter = later.after
 		}
 		return res
 	}
@@ -134,7 +139,11 @@ func (a *Agent) dial(ctx context.Context) (*websocket.Conn, error) {
 			if resp.StatusCode == http.StatusForbidden {
 				return nil, fmt.Errorf("%w: handshake refused (HTTP 403): %s", ErrStopped, msg)
 			}
-			return nil, fmt.Errorf("dialling %s: HTTP %d: %s", a.connect, resp.StatusCode, msg)
+			err := fmt.Errorf("dialling %s: HTTP %d: %s", a.connect, resp.StatusCode, msg)
+			if d := retryAfter(resp, a.o.Now()); d > 0 {
+				return nil, &retryLaterError{after: d, err: err}
+			}
+			return nil, err
 		}
 		return nil, fmt.Errorf("dialling %s: %w", a.connect, err)
 	}
@@ -143,6 +152,42 @@ func (a *Agent) dial(ctx context.Context) (*websocket.Conn, error) {
 		return nil, fmt.Errorf("dialling %s: server did not accept subprotocol %s", a.connect, agentproto.Subprotocol)
 	}
 	return ws, nil
+}
+
+// maxRetryAfter caps a server's Retry-After, so a wrong header cannot park
+// the agent for hours.
+const maxRetryAfter = 5 * time.Minute
+
+// retryLaterError is a refusal that said when to come back (503 or 429
+// with Retry-After: the server's admission control at work).
+type retryLaterError struct {
+	after time.Duration
+	err   error
+}
+
+func (e *retryLaterError) Error() string { return e.err.Error() }
+func (e *retryLaterError) Unwrap() error { return e.err }
+
+// retryAfter reads the Retry-After of a 503 or 429 answer (delay-seconds
+// or an HTTP date), capped at maxRetryAfter; 0 when there is none.
+func retryAfter(resp *http.Response, now time.Time) time.Duration {
+	if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests {
+		return 0
+	}
+	v := strings.TrimSpace(resp.Header.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		d = time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
 }
 
 // refusalMessage reads the server's JSON error from a refused handshake.

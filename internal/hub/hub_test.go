@@ -166,10 +166,11 @@ func (e *env) url() string {
 
 // dialResult is a dial outcome: a client, or the HTTP refusal.
 type dialResult struct {
-	c      *client
-	status int
-	body   string
-	err    error
+	c          *client
+	status     int
+	body       string
+	retryAfter string
+	err        error
 }
 
 func (e *env) dialWith(cfg *tls.Config, subprotocols []string) dialResult {
@@ -186,6 +187,7 @@ func (e *env) dialWith(cfg *tls.Config, subprotocols []string) dialResult {
 		r := dialResult{err: err}
 		if resp != nil {
 			r.status = resp.StatusCode
+			r.retryAfter = resp.Header.Get("Retry-After")
 			if resp.Body != nil {
 				b, _ := io.ReadAll(resp.Body)
 				r.body = string(b)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -200,4 +201,34 @@ func TestHelloTimeoutCloses(t *testing.T) {
 	c := e.dial(e.enroll())
 	require.Equal(t, agentproto.CloseProtocolError, c.closed())
 	require.Equal(t, 0, e.hub.Sessions())
+}
+
+func TestAdmissionControlRefusesWithRetryAfter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *hub.Options) {
+		o.MaxHandshakes = 1
+		o.AdmissionWait = 20 * time.Millisecond
+		o.RetryAfter = 3 * time.Second
+	})
+	a := e.enroll()
+	// A connection without its hello yet holds the only slot.
+	first := e.dial(a)
+	second := e.enroll()
+	for range 5 {
+		r := e.dialWith(e.tlsConfig(second.certPEM, second.key), []string{agentproto.Subprotocol})
+		require.Error(t, r.err)
+		require.Equal(t, http.StatusServiceUnavailable, r.status)
+		require.Contains(t, r.body, `"code":"overloaded"`)
+		require.NotEmpty(t, r.retryAfter)
+		secs, err := strconv.Atoi(r.retryAfter)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, secs, 1)
+		require.LessOrEqual(t, secs, 3)
+	}
+	// Once the hello is processed, the slot is free again.
+	first.send(agentproto.TypeHello, "", helloMsg())
+	first.expect(agentproto.TypeHelloAck)
+	c, _ := e.connect(second)
+	c.roundTrip()
+	first.roundTrip()
 }
