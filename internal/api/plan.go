@@ -151,13 +151,26 @@ func (a *API) createPlan(c *gin.Context) {
 // the VM lifecycle routes alike: checked against the agent protocol,
 // stored, then handed to the agent channel right after the commit.
 func (a *API) submitPlan(ctx context.Context, plan store.Plan) error {
+	return a.submitPlanWith(plan, func() error {
+		if err := a.store.CreatePlan(ctx, plan); err != nil {
+			return fmt.Errorf("creating plan for host %s: %w", plan.HostID, err)
+		}
+		return nil
+	})
+}
+
+// submitPlanWith is submitPlan with the store write given by the caller,
+// for a plan that must be stored in one transaction with what it acts on
+// (a new VM and the plan creating it). write must have committed the plan
+// when it returns nil: only then is the plan dispatched.
+func (a *API) submitPlanWith(plan store.Plan, write func() error) error {
 	// The store must never hold a plan the agent channel would refuse to
 	// encode; the protocol's own check is the authority on that.
 	if err := wirePlan(plan).Validate(); err != nil {
 		return invalidArgument("plan is not valid for the agent channel: %v", err)
 	}
-	if err := a.store.CreatePlan(ctx, plan); err != nil {
-		return fmt.Errorf("creating plan for host %s: %w", plan.HostID, err)
+	if err := write(); err != nil {
+		return err
 	}
 	if a.hub != nil {
 		a.hub.DispatchPlan(plan)

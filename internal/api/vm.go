@@ -220,15 +220,15 @@ func (a *API) createVM(c *gin.Context) {
 		return
 	}
 	plan := newVMPlan(host, vm, store.ActionMicroVMCreate, params, now)
-	// Checked before anything is stored: a spec near the user_data bound
-	// can make params too large for the agent protocol.
-	if err := wirePlan(plan).Validate(); err != nil {
-		a.writeError(c, invalidArgument("the vm spec does not fit in one plan for the agent: %v", err))
-		return
-	}
 
 	setAuditTarget(c, id.String())
-	if err := a.store.CreateVM(ctx, vm); err != nil {
+	// The VM and the plan creating it are one transaction, so no VM is
+	// ever left in "creating" without a plan. The plan is checked against
+	// the agent protocol first (a spec near the user_data bound can make
+	// params too large for it), so a refused spec stores nothing either.
+	err = a.submitPlanWith(plan, func() error { return a.store.CreateVMWithPlan(ctx, vm, plan) })
+	if err != nil {
+		// The plan's ids are all new, so a conflict can only be the name.
 		if isConflict(err) {
 			a.writeError(c, &Error{Status: http.StatusConflict, Code: CodeNameTaken, Message: fmt.Sprintf("a vm named %q already exists in this tenant", req.Name)})
 			return
@@ -236,31 +236,7 @@ func (a *API) createVM(c *gin.Context) {
 		a.writeError(c, fmt.Errorf("creating vm %s: %w", id, err))
 		return
 	}
-	if err := a.submitPlan(ctx, plan); err != nil {
-		a.abandonVM(ctx, vm, err)
-		a.writeError(c, fmt.Errorf("creating vm %s: %w", id, err))
-		return
-	}
 	c.JSON(http.StatusCreated, createdVMView{VM: viewVM(vm), Plan: viewPlan(plan)})
-}
-
-// abandonVM turns a VM whose create plan could not be stored into a
-// deleted record, so it neither waits forever in "creating" nor holds its
-// name. The store has no transaction spanning CreateVM and CreatePlan, so
-// this compensates; it is best effort and logged when it fails too.
-func (a *API) abandonVM(ctx context.Context, vm store.VM, cause error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	now := a.now().UTC().Truncate(time.Microsecond)
-	err := a.store.SetVMDesiredState(ctx, vm.TenantID, vm.ID, store.VMDeleted, now)
-	if err == nil {
-		_, err = a.store.ReportVMStates(ctx, vm.HostID, []store.VMStateReport{{
-			VMID: vm.ID, ActualState: store.VMDeleted, Error: "the plan creating the vm could not be stored: " + cause.Error(),
-		}}, now)
-	}
-	if err != nil {
-		a.log.Error("abandoning vm whose create plan was not stored", "vm_id", vm.ID, logKeyError, err)
-	}
 }
 
 // withStart adds the boot choice to MicroVMCreate params; the agent boots
