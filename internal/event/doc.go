@@ -17,4 +17,11 @@
 // at 1, so that numbers handed out by an earlier incarnation of the server
 // are always below the current range and a resume across a restart ends
 // in a resync instead of a replay of unrelated events.
+//
+// With several replicas on one PostgreSQL database, a Relay announces
+// each broker's events (type, tenant and id; small host patches inline)
+// on a notify.Bus and publishes the other replicas' events into its own
+// broker after re-reading the objects from the store. Each broker still
+// numbers its events itself; a client resuming on another replica is
+// answered with resync, and lost notices (Gap) make every client resync.
 package event

@@ -17,6 +17,17 @@
 // followers attach with SubscribeLogs and see lines only once they are
 // persisted.
 //
+// Several replicas may share one PostgreSQL database, each with its own
+// hub; an agent's session lives on one of them. With Options.Bus set, a
+// plan for an agent not connected here and every revocation are announced
+// (ids only) on the bus, and the hub holding the session acts on them;
+// after each log flush the hub announces which execution lines were
+// stored, and other replicas' hubs re-read them from the store for their
+// followers. Everything on the local session keeps its direct path: a
+// lone replica pays nothing but one notice per log flush. Lost notices
+// (the bus reports gaps) re-send unacknowledged plans, re-check agents
+// for revocation and make followers catch up from the store.
+//
 // Console tails (OpenConsole) are the one exchange the API waits on live:
 // the hub sends console_start, relays the agent's console_data chunks to a
 // small bounded buffer, and sends console_stop when the reader closes or

@@ -109,8 +109,8 @@ type Server struct {
 	registry *prometheus.Registry
 
 	// bus links the replicas sharing the database (PostgreSQL
-	// LISTEN/NOTIFY), or is in-process for SQLite; relay shares the
-	// event stream over it.
+	// LISTEN/NOTIFY), or is in-process for SQLite; relay (PostgreSQL
+	// only, nil otherwise) shares the event stream over it.
 	bus   notify.Bus
 	relay *event.Relay
 
@@ -150,10 +150,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	// The relay reads other replicas' changes from the undecorated store:
-	// re-publishing them must not announce them again.
-	if s.relay, err = event.NewRelay(s.events, st, s.bus, log.With("component", "events")); err != nil {
-		_ = st.Close()
-		return nil, fmt.Errorf("building event relay: %w", err)
+	// re-publishing them must not announce them again. SQLite has one
+	// replica, whose broker already sees every change: no relay, so
+	// heartbeats are not encoded for nobody.
+	if engine == "postgres" {
+		if s.relay, err = event.NewRelay(s.events, st, s.bus, log.With("component", "events")); err != nil {
+			_ = st.Close()
+			return nil, fmt.Errorf("building event relay: %w", err)
+		}
 	}
 	st = event.NewStore(st, s.events, log.With("component", "events"))
 	s.store = st
@@ -299,12 +303,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		return nil
 	})
-	g.Go(func() error {
-		if err := s.relay.Run(busCtx); err != nil {
-			return fmt.Errorf("running event relay: %w", err)
-		}
-		return nil
-	})
+	if s.relay != nil {
+		g.Go(func() error {
+			if err := s.relay.Run(busCtx); err != nil {
+				return fmt.Errorf("running event relay: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		if err := httpSrv.ServeTLS(s.apiLn, "", ""); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serving API: %w", err)
