@@ -302,3 +302,16 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 		}
 	}
 }
+
+// A lone SQLite server runs its in-process bus, serves the API with the
+// bus wired in, and shuts down cleanly (checked at cleanup).
+func TestSQLiteServerRunsLocalBus(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	r := startReplica(t, "", dataDir)
+	caPEM, err := os.ReadFile(filepath.Join(dataDir, "pki", "ca.crt"))
+	require.NoError(t, err)
+	tenant, err := r.client(t, caPEM, adminKey, "").CreateTenant(t.Context(), "solo")
+	require.NoError(t, err)
+	require.Equal(t, "solo", tenant.Name)
+}
