@@ -2,5 +2,6 @@
 // (internal/client): it converts the API's types to the console's view
 // models, maps client errors to data's sentinels, and turns the client's
 // self-resuming event stream into events plus connection-state changes,
-// which it learns by watching the stream's HTTP exchanges.
+// which it learns from the client's OnStreamState hook. VM consoles arrive
+// as raw byte chunks; ConsoleLines cuts them into printable lines.
 package remote
