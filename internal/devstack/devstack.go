@@ -357,7 +357,7 @@ func (s *Stack) newAgent(ctx context.Context, o Options, dir string, info identi
 		Hypervisor: caps, AgentVersion: version.Version,
 	})
 	a, err := agent.New(agent.Options{
-		StateDir: dir, Identity: id, Provider: pv, Facts: facts,
+		StateDir: dir, RuntimeDir: runtimeDir, Identity: id, Provider: pv, Facts: facts,
 		AgentVersion: version.Version, Logger: log,
 	})
 	if err != nil {

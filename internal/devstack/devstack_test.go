@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +62,33 @@ func TestStackRunsAndRestarts(t *testing.T) {
 		require.Contains(t, []string{"dev-agent-1", "dev-agent-2"}, h.Hostname)
 	}
 	require.Len(t, s.Agents, 2)
+
+	// A VM created on the dev stack boots on a simulated agent and its
+	// console can be read through the API (the agent tails the runtime
+	// dir the stack gave it).
+	created, err := c.CreateVM(ctx, client.CreateVMRequest{
+		Name: "web-1", SiteID: s.SiteID, VCPUs: 1, MemoryMiB: 128, DiskImage: "/var/lib/images/alpine.raw",
+	})
+	require.NoError(t, err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		vm, err := c.GetVM(ctx, created.VM.ID)
+		require.NoError(t, err)
+		if vm.ActualState == "running" {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "vm never ran: %+v", vm)
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		out, err := c.Console(ctx, created.VM.ID)
+		require.NoError(t, err)
+		if strings.Contains(string(out), "[simulated]") {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "console stayed empty: %q", out)
+		time.Sleep(20 * time.Millisecond)
+	}
 	first := s.Agents
 	tenant := s.TenantID
 	c.Close()
@@ -77,7 +105,7 @@ func TestStackRunsAndRestarts(t *testing.T) {
 	c2, err := s2.Client()
 	require.NoError(t, err)
 	defer c2.Close()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(30 * time.Second)
 	for {
 		hosts, err := allHosts(ctx, c2)
 		require.NoError(t, err)
