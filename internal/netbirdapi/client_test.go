@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kubedoio/n-kudo/internal/netbirdapi/nbtest"
 )
 
 type syncBuffer struct {
@@ -34,6 +36,28 @@ func withLogs(buf *syncBuffer) func(*Options) {
 	return func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+}
+
+// newTestClient returns a client of the stand-in s that records the
+// retry delays instead of sleeping them: tests assert on the schedule
+// without waiting it out.
+func newTestClient(t *testing.T, s *nbtest.Server, mod func(*Options)) (*Client, *[]time.Duration) {
+	t.Helper()
+	o := Options{BaseURL: s.URL(), Token: nbtest.Token, MaxRetries: 3}
+	if mod != nil {
+		mod(&o)
+	}
+	c, err := New(o)
+	require.NoError(t, err)
+	var mu sync.Mutex
+	waits := &[]time.Duration{}
+	c.wait = func(_ context.Context, d time.Duration) error {
+		mu.Lock()
+		defer mu.Unlock()
+		*waits = append(*waits, d)
+		return nil
+	}
+	return c, waits
 }
 
 func TestNewValidatesOptions(t *testing.T) {
@@ -60,9 +84,9 @@ func TestNewValidatesOptions(t *testing.T) {
 
 func TestCreateSetupKey(t *testing.T) {
 	t.Parallel()
-	s := newStandIn(t)
+	s := nbtest.New(t)
 	var logs syncBuffer
-	c, _ := s.client(t, withLogs(&logs))
+	c, _ := newTestClient(t, s, withLogs(&logs))
 	key, err := c.CreateSetupKey(context.Background(), CreateSetupKeyRequest{
 		Name: "nkudo-site-a-tok1", Type: SetupKeyOneOff, ExpiresIn: 86400, AutoGroups: []string{"grp-edge"}, UsageLimit: 1,
 	})
@@ -76,13 +100,13 @@ func TestCreateSetupKey(t *testing.T) {
 	require.Equal(t, []map[string]any{{
 		"name": "nkudo-site-a-tok1", "type": "one-off", "expires_in": 86400.0, "auto_groups": []any{"grp-edge"},
 		"usage_limit": 1.0, "ephemeral": false, "allow_extra_dns_labels": false,
-	}}, s.bodiesOf("POST /api/setup-keys"))
+	}}, s.Bodies("POST /api/setup-keys"))
 
 	// Neither the token nor the plaintext key reach the logs, even when
 	// the key object itself is logged.
 	slog.New(slog.NewTextHandler(&logs, nil)).Info("minted", "key", key)
 	require.Contains(t, logs.String(), "POST")
-	require.NotContains(t, logs.String(), standInToken)
+	require.NotContains(t, logs.String(), nbtest.Token)
 	require.NotContains(t, logs.String(), key.Key)
 
 	// A nil group list is sent as the required empty array.
@@ -92,8 +116,8 @@ func TestCreateSetupKey(t *testing.T) {
 
 func TestRevokeAndDeleteSetupKey(t *testing.T) {
 	t.Parallel()
-	s := newStandIn(t)
-	c, _ := s.client(t, nil)
+	s := nbtest.New(t)
+	c, _ := newTestClient(t, s, nil)
 	ctx := context.Background()
 	key, err := c.CreateSetupKey(ctx, CreateSetupKeyRequest{Name: "k", Type: SetupKeyOneOff, ExpiresIn: 86400, AutoGroups: []string{"grp-edge", "grp-site-a"}, UsageLimit: 1})
 	require.NoError(t, err)
@@ -101,7 +125,7 @@ func TestRevokeAndDeleteSetupKey(t *testing.T) {
 	require.NoError(t, c.RevokeSetupKey(ctx, key.ID))
 	// The PUT carries the full SetupKeyRequest: revoked plus the key's
 	// unchanged groups.
-	require.Equal(t, []map[string]any{{"revoked": true, "auto_groups": []any{"grp-edge", "grp-site-a"}}}, s.bodiesOf("PUT /api/setup-keys/{keyId}"))
+	require.Equal(t, []map[string]any{{"revoked": true, "auto_groups": []any{"grp-edge", "grp-site-a"}}}, s.Bodies("PUT /api/setup-keys/{keyId}"))
 	got, err := c.GetSetupKey(ctx, key.ID)
 	require.NoError(t, err)
 	require.True(t, got.Revoked)
@@ -117,8 +141,8 @@ func TestRevokeAndDeleteSetupKey(t *testing.T) {
 
 func TestPeersAndGroups(t *testing.T) {
 	t.Parallel()
-	s := newStandIn(t)
-	c, _ := s.client(t, nil)
+	s := nbtest.New(t)
+	c, _ := newTestClient(t, s, nil)
 	ctx := context.Background()
 
 	peers, err := c.ListPeers(ctx)
@@ -156,17 +180,17 @@ func TestPeersAndGroups(t *testing.T) {
 	require.Equal(t, []string{
 		"GET /api/peers", "GET /api/peers", "DELETE /api/peers/{peerId}", "DELETE /api/peers/{peerId}",
 		"GET /api/groups", "GET /api/groups", "GET /api/groups",
-	}, s.callLog())
+	}, s.Calls())
 }
 
 func TestErrorsAndRetries(t *testing.T) {
 	t.Parallel()
 	const route = "GET /api/groups"
-	serverError := reply{status: http.StatusInternalServerError, body: `{"message":"internal error","code":500}`}
+	serverError := nbtest.Reply{Status: http.StatusInternalServerError, Body: `{"message":"internal error","code":500}`}
 	for _, tc := range []struct {
 		name      string
 		token     string
-		replies   []reply
+		replies   []nbtest.Reply
 		wantErr   error
 		wantMsg   string
 		wantCalls int
@@ -176,47 +200,47 @@ func TestErrorsAndRetries(t *testing.T) {
 	}{
 		{name: "success", wantCalls: 1},
 		{name: "401 wrong token", token: "nbp_wrong", wantErr: ErrUnauthorized, wantMsg: "401 Unauthorized: token invalid", wantCalls: 1},
-		{name: "403", replies: []reply{{status: 403, body: `{"message":"user is not admin","code":403}`}}, wantErr: ErrForbidden, wantMsg: "user is not admin", wantCalls: 1},
-		{name: "404", replies: []reply{{status: 404, body: `{"message":"account not found","code":404}`}}, wantErr: ErrNotFound, wantMsg: "account not found", wantCalls: 1},
-		{name: "400 validation", replies: []reply{{status: 400, body: `{"message":"invalid name filter","code":400}`}}, wantErr: ErrInvalid, wantMsg: "400 Bad Request: invalid name filter", wantCalls: 1},
-		{name: "422 validation", replies: []reply{{status: 422, body: `{"message":"expiresIn should be between 1 day and 365 days","code":422}`}}, wantErr: ErrInvalid, wantMsg: "between 1 day and 365 days", wantCalls: 1},
-		{name: "409", replies: []reply{{status: 409, body: `{"message":"exists","code":409}`}}, wantErr: ErrConflict, wantCalls: 1},
-		{name: "non-JSON error body", replies: []reply{{status: 418, body: "short and stout\n"}}, wantErr: ErrUnexpected, wantMsg: "short and stout", wantCalls: 1},
+		{name: "403", replies: []nbtest.Reply{{Status: 403, Body: `{"message":"user is not admin","code":403}`}}, wantErr: ErrForbidden, wantMsg: "user is not admin", wantCalls: 1},
+		{name: "404", replies: []nbtest.Reply{{Status: 404, Body: `{"message":"account not found","code":404}`}}, wantErr: ErrNotFound, wantMsg: "account not found", wantCalls: 1},
+		{name: "400 validation", replies: []nbtest.Reply{{Status: 400, Body: `{"message":"invalid name filter","code":400}`}}, wantErr: ErrInvalid, wantMsg: "400 Bad Request: invalid name filter", wantCalls: 1},
+		{name: "422 validation", replies: []nbtest.Reply{{Status: 422, Body: `{"message":"expiresIn should be between 1 day and 365 days","code":422}`}}, wantErr: ErrInvalid, wantMsg: "between 1 day and 365 days", wantCalls: 1},
+		{name: "409", replies: []nbtest.Reply{{Status: 409, Body: `{"message":"exists","code":409}`}}, wantErr: ErrConflict, wantCalls: 1},
+		{name: "non-JSON error body", replies: []nbtest.Reply{{Status: 418, Body: "short and stout\n"}}, wantErr: ErrUnexpected, wantMsg: "short and stout", wantCalls: 1},
 		{
 			name: "429 honours Retry-After seconds then succeeds", wantCalls: 2, wantWaits: []time.Duration{7 * time.Second},
-			replies: []reply{{status: 429, header: map[string]string{"Retry-After": "7"}, body: `{"message":"too many requests","code":429}`}},
+			replies: []nbtest.Reply{{Status: 429, Header: map[string]string{"Retry-After": "7"}, Body: `{"message":"too many requests","code":429}`}},
 		},
 		{
 			name: "429 Retry-After over the cap gives up at once", wantErr: ErrRateLimited, wantMsg: "retry-after 2m0s exceeds 1m0s", wantCalls: 1,
-			replies: []reply{{status: 429, header: map[string]string{"Retry-After": "120"}}},
+			replies: []nbtest.Reply{{Status: 429, Header: map[string]string{"Retry-After": "120"}}},
 		},
 		{
 			name: "429 without Retry-After backs off", wantCalls: 2, waitBound: DefaultRetryBase, wantWaitN: 1,
-			replies: []reply{{status: 429}},
+			replies: []nbtest.Reply{{Status: 429}},
 		},
 		{
 			name: "500 retried then succeeds", wantCalls: 3, waitBound: 2 * DefaultRetryBase, wantWaitN: 2,
-			replies: []reply{serverError, {status: 503, body: "upstream down"}},
+			replies: []nbtest.Reply{serverError, {Status: 503, Body: "upstream down"}},
 		},
 		{
 			name: "500 retried then gives up", wantErr: ErrServer, wantMsg: "giving up after 4 attempts: netbird api GET /api/groups: 500 Internal Server Error: internal error",
 			wantCalls: 4, waitBound: 4 * DefaultRetryBase, wantWaitN: 3,
-			replies: []reply{serverError, serverError, serverError, serverError},
+			replies: []nbtest.Reply{serverError, serverError, serverError, serverError},
 		},
-		{name: "malformed success body", replies: []reply{{status: 200, body: `{"not":"an array"}`}}, wantErr: ErrUnexpected, wantCalls: 1},
+		{name: "malformed success body", replies: []nbtest.Reply{{Status: 200, Body: `{"not":"an array"}`}}, wantErr: ErrUnexpected, wantCalls: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newStandIn(t)
+			s := nbtest.New(t)
 			if tc.token != "" {
-				s.expectToken(tc.token) // the client keeps sending standInToken
+				s.ExpectToken(tc.token) // the client keeps sending nbtest.Token
 			}
-			s.queue(route, tc.replies...)
+			s.Queue(route, tc.replies...)
 			var logs syncBuffer
-			c, waits := s.client(t, withLogs(&logs))
+			c, waits := newTestClient(t, s, withLogs(&logs))
 			groups, err := c.ListGroups(context.Background())
-			require.Len(t, s.callLog(), tc.wantCalls)
-			require.NotContains(t, logs.String(), standInToken)
+			require.Len(t, s.Calls(), tc.wantCalls)
+			require.NotContains(t, logs.String(), nbtest.Token)
 			switch {
 			case tc.wantWaits != nil:
 				require.Equal(t, tc.wantWaits, *waits)
@@ -235,20 +259,20 @@ func TestErrorsAndRetries(t *testing.T) {
 			}
 			require.ErrorIs(t, err, tc.wantErr)
 			require.ErrorContains(t, err, tc.wantMsg)
-			require.NotContains(t, err.Error(), standInToken)
+			require.NotContains(t, err.Error(), nbtest.Token)
 		})
 	}
 }
 
 func TestPostIsRetriedOnlyOnAnswers(t *testing.T) {
 	t.Parallel()
-	s := newStandIn(t)
-	s.queue("POST /api/setup-keys", reply{status: 502, body: "bad gateway"})
-	c, waits := s.client(t, nil)
+	s := nbtest.New(t)
+	s.Queue("POST /api/setup-keys", nbtest.Reply{Status: 502, Body: "bad gateway"})
+	c, waits := newTestClient(t, s, nil)
 	_, err := c.CreateSetupKey(context.Background(), CreateSetupKeyRequest{Name: "k", Type: SetupKeyOneOff, ExpiresIn: 86400, AutoGroups: []string{}, UsageLimit: 1})
 	require.NoError(t, err)
 	require.Len(t, *waits, 1)
-	require.Len(t, s.bodiesOf("POST /api/setup-keys"), 2, "the body is resent whole")
+	require.Len(t, s.Bodies("POST /api/setup-keys"), 2, "the body is resent whole")
 
 	// Transport errors: idempotent calls are retried, a POST is not (it
 	// may have created the key).
@@ -269,23 +293,23 @@ func TestPostIsRetriedOnlyOnAnswers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := New(Options{BaseURL: "http://" + addr, Token: standInToken})
+			c, err := New(Options{BaseURL: "http://" + addr, Token: nbtest.Token})
 			require.NoError(t, err)
 			var n int
 			c.wait = func(context.Context, time.Duration) error { n++; return nil }
 			err = tc.call(c)
 			require.Error(t, err)
 			require.Equal(t, tc.wantWaits, n)
-			require.NotContains(t, err.Error(), standInToken)
+			require.NotContains(t, err.Error(), nbtest.Token)
 		})
 	}
 }
 
 func TestRetryWaitStopsOnContext(t *testing.T) {
 	t.Parallel()
-	s := newStandIn(t)
-	s.queue("GET /api/groups", reply{status: 503})
-	c, err := New(Options{BaseURL: s.srv.URL, Token: standInToken, RetryBase: time.Hour, RetryMax: time.Hour})
+	s := nbtest.New(t)
+	s.Queue("GET /api/groups", nbtest.Reply{Status: 503})
+	c, err := New(Options{BaseURL: s.URL(), Token: nbtest.Token, RetryBase: time.Hour, RetryMax: time.Hour})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	c.wait = func(ctx context.Context, d time.Duration) error {

@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kubedoio/n-kudo/internal/netbirdapi/nbtest"
 )
 
-func newSetup(t *testing.T, s *standIn, o SetupOptions) *Setup {
+func newSetup(t *testing.T, s *nbtest.Server, o SetupOptions) *Setup {
 	t.Helper()
-	c, _ := s.client(t, nil)
+	c, _ := newTestClient(t, s, nil)
 	setup, err := NewSetup(c, o)
 	require.NoError(t, err)
 	return setup
@@ -35,7 +37,7 @@ func TestNewSetupValidates(t *testing.T) {
 
 func TestMintAndRevokeForToken(t *testing.T) {
 	t.Parallel()
-	s := newStandIn(t)
+	s := nbtest.New(t)
 	setup := newSetup(t, s, SetupOptions{})
 	ctx := context.Background()
 
@@ -47,10 +49,10 @@ func TestMintAndRevokeForToken(t *testing.T) {
 		"name": "nkudo-site-a-tok-123", "type": "one-off", "expires_in": 86400.0,
 		"auto_groups": []any{"grp-edge", "grp-site-a"}, "usage_limit": 1.0,
 		"ephemeral": false, "allow_extra_dns_labels": false,
-	}}, s.bodiesOf("POST /api/setup-keys"))
+	}}, s.Bodies("POST /api/setup-keys"))
 
 	require.NoError(t, setup.RevokeForToken(ctx, keyID))
-	c, _ := s.client(t, nil)
+	c, _ := newTestClient(t, s, nil)
 	got, err := c.GetSetupKey(ctx, keyID)
 	require.NoError(t, err)
 	require.True(t, got.Revoked)
@@ -59,7 +61,7 @@ func TestMintAndRevokeForToken(t *testing.T) {
 	require.NoError(t, c.DeleteSetupKey(ctx, keyID))
 	require.NoError(t, setup.RevokeForToken(ctx, keyID), "a key already gone counts as revoked")
 
-	s.queue("GET /api/setup-keys/{keyId}", reply{status: http.StatusUnauthorized, body: `{"message":"token expired"}`})
+	s.Queue("GET /api/setup-keys/{keyId}", nbtest.Reply{Status: http.StatusUnauthorized, Body: `{"message":"token expired"}`})
 	require.ErrorIs(t, setup.RevokeForToken(ctx, keyID), ErrUnauthorized)
 }
 
@@ -71,7 +73,7 @@ func TestMintForTokenFailures(t *testing.T) {
 		site    string
 		groups  []string
 		token   string
-		queue   map[string]reply
+		queue   map[string]nbtest.Reply
 		wantErr error
 		wantMsg string
 	}{
@@ -80,18 +82,18 @@ func TestMintForTokenFailures(t *testing.T) {
 		{name: "missing token id", site: "a", wantErr: ErrInvalid},
 		{
 			name: "netbird refuses", site: "a", token: "t", wantErr: ErrInvalid, wantMsg: "group grp-x doesn't exist",
-			queue: map[string]reply{"POST /api/setup-keys": {status: 422, body: `{"message":"group grp-x doesn't exist","code":422}`}},
+			queue: map[string]nbtest.Reply{"POST /api/setup-keys": {Status: 422, Body: `{"message":"group grp-x doesn't exist","code":422}`}},
 		},
 		{
 			name: "answer without key", site: "a", token: "t", wantErr: ErrUnexpected,
-			queue: map[string]reply{"POST /api/setup-keys": {status: 200, body: `{"id":"sk-9"}`}},
+			queue: map[string]nbtest.Reply{"POST /api/setup-keys": {Status: 200, Body: `{"id":"sk-9"}`}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newStandIn(t)
+			s := nbtest.New(t)
 			for route, r := range tc.queue {
-				s.queue(route, r)
+				s.Queue(route, r)
 			}
 			id, key, err := newSetup(t, s, SetupOptions{}).MintForToken(ctx, tc.site, tc.groups, tc.token)
 			require.ErrorIs(t, err, tc.wantErr)
@@ -104,11 +106,11 @@ func TestMintForTokenFailures(t *testing.T) {
 
 func TestMintForTokenOptions(t *testing.T) {
 	t.Parallel()
-	s := newStandIn(t)
+	s := nbtest.New(t)
 	setup := newSetup(t, s, SetupOptions{KeyPrefix: "fleet", KeyExpiry: 7 * 24 * time.Hour, Ephemeral: true})
 	_, _, err := setup.MintForToken(context.Background(), "b", nil, "tok")
 	require.NoError(t, err)
-	body := s.bodiesOf("POST /api/setup-keys")[0]
+	body := s.Bodies("POST /api/setup-keys")[0]
 	require.Equal(t, "fleet-b-tok", body["name"])
 	require.Equal(t, float64(7*24*3600), body["expires_in"])
 	require.Equal(t, true, body["ephemeral"])
@@ -117,7 +119,7 @@ func TestMintForTokenOptions(t *testing.T) {
 
 func TestPeerForHost(t *testing.T) {
 	t.Parallel()
-	s := newStandIn(t)
+	s := nbtest.New(t)
 	setup := newSetup(t, s, SetupOptions{})
 	for _, tc := range []struct {
 		query   string
@@ -143,12 +145,12 @@ func TestPeerForHost(t *testing.T) {
 		require.NoError(t, err, tc.query)
 		require.Equal(t, tc.want, p.ID, tc.query)
 	}
-	require.Contains(t, s.callLog(), "GET /api/peers")
+	require.Contains(t, s.Calls(), "GET /api/peers")
 }
 
 func TestDeletePeerForAgent(t *testing.T) {
 	t.Parallel()
-	s := newStandIn(t)
+	s := nbtest.New(t)
 	setup := newSetup(t, s, SetupOptions{})
 	ctx := context.Background()
 	require.NoError(t, setup.DeletePeerForAgent(ctx, "peer-a"))
@@ -156,6 +158,6 @@ func TestDeletePeerForAgent(t *testing.T) {
 	_, err := setup.PeerForHost(ctx, "edge-a")
 	require.ErrorIs(t, err, ErrNotFound)
 
-	s.queue("DELETE /api/peers/{peerId}", reply{status: 500}, reply{status: 500}, reply{status: 500}, reply{status: 500})
+	s.Queue("DELETE /api/peers/{peerId}", nbtest.Reply{Status: 500}, nbtest.Reply{Status: 500}, nbtest.Reply{Status: 500}, nbtest.Reply{Status: 500})
 	require.ErrorIs(t, setup.DeletePeerForAgent(ctx, "peer-b"), ErrServer)
 }

@@ -186,12 +186,14 @@ func (s *Server) Queue(route string, replies ...Reply) {
 	s.inject[route] = append(s.inject[route], replies...)
 }
 
+// Calls lists the requests received so far, as "METHOD template".
 func (s *Server) Calls() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.calls)
 }
 
+// Bodies lists the request bodies "METHOD template" received, in order.
 func (s *Server) Bodies(route string) []map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,4 +1,4 @@
-package netbirdapi
+package nbtest
 
 import (
 	"fmt"
@@ -25,7 +25,7 @@ func TestStandInRejectsOffSpecRequests(t *testing.T) {
 		{name: "misspelt field", method: "POST", path: "/api/setup-keys",
 			body: `{"name":"k","type":"one-off","expires_in":86400,"auto_groups":[],"usage_limit":1,"usageLimit":1}`, want: `"usageLimit" is not in`},
 		{name: "PUT without auto_groups", method: "PUT", path: "/api/setup-keys/sk-1", body: `{"revoked":true}`, want: "does not match"},
-		{name: "bearer instead of token", method: "GET", path: "/api/peers", auth: "Bearer " + standInToken, want: "is not \"Token <pat>\""},
+		{name: "bearer instead of token", method: "GET", path: "/api/peers", auth: "Bearer " + Token, want: "is not \"Token <pat>\""},
 		{name: "unknown path", method: "GET", path: "/api/setup-key", want: "not a path of the spec"},
 		{name: "unknown method", method: "PATCH", path: "/api/peers", want: "not an operation"},
 		{name: "undeclared query", method: "GET", path: "/api/peers?hostname=x", want: `query parameter "hostname"`},
@@ -33,7 +33,7 @@ func TestStandInRejectsOffSpecRequests(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newStandIn(t)
+			s := New(t)
 			var (
 				mu       sync.Mutex
 				reported []string
@@ -47,7 +47,7 @@ func TestStandInRejectsOffSpecRequests(t *testing.T) {
 			require.NoError(t, err)
 			auth := tc.auth
 			if auth == "" {
-				auth = "Token " + standInToken
+				auth = "Token " + Token
 			}
 			req.Close = true // no idle connection left behind for goleak
 			req.Header.Set("Authorization", auth)
