@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
+
+	"github.com/kubedoio/n-kudo/internal/atomicfile"
 )
 
 // WriteKeyFile stores key at path as a PKCS#8 PEM file with mode 0600,
@@ -24,7 +26,7 @@ func WriteKeyFile(path string, key crypto.Signer) error {
 	if err != nil {
 		return fmt.Errorf("writing key file %s: %w", path, err)
 	}
-	if err := writeFileAtomic(path, data, keyMode); err != nil {
+	if err := atomicfile.Write(path, data, keyMode); err != nil {
 		return fmt.Errorf("writing key file %s: %w", path, err)
 	}
 	return nil

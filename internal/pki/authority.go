@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kubedoio/n-kudo/internal/atomicfile"
 )
 
 // File names inside Options.Dir.
@@ -242,7 +244,7 @@ func (a *Authority) loadOrCreateCA(certPath, keyPath, cn string, log *slog.Logge
 		if err != nil {
 			return fmt.Errorf("generating CA key: %w", err)
 		}
-		if err := writeFileAtomic(keyPath, keyPEM, keyMode); err != nil {
+		if err := atomicfile.Write(keyPath, keyPEM, keyMode); err != nil {
 			return fmt.Errorf("writing CA key: %w", err)
 		}
 	}
@@ -250,7 +252,7 @@ func (a *Authority) loadOrCreateCA(certPath, keyPath, cn string, log *slog.Logge
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(certPath, encodeCertPEM(cert.Raw), certMode); err != nil {
+	if err := atomicfile.Write(certPath, encodeCertPEM(cert.Raw), certMode); err != nil {
 		return fmt.Errorf("writing CA certificate: %w", err)
 	}
 	a.setCA(cert, key)
@@ -402,14 +404,14 @@ func (a *Authority) loadOrIssueServer(certPath, keyPath string, dnsNames []strin
 		if err := os.Remove(certPath); err != nil {
 			return fmt.Errorf("removing old server certificate %s: %w", certPath, err)
 		}
-		if err := syncDir(filepath.Dir(certPath)); err != nil {
+		if err := atomicfile.SyncDir(filepath.Dir(certPath)); err != nil {
 			return fmt.Errorf("syncing directory of %s: %w", certPath, err)
 		}
 	}
-	if err := writeFileAtomic(keyPath, keyPEM, keyMode); err != nil {
+	if err := atomicfile.Write(keyPath, keyPEM, keyMode); err != nil {
 		return fmt.Errorf("writing server key: %w", err)
 	}
-	if err := writeFileAtomic(certPath, encodeCertPEM(leaf.Raw), certMode); err != nil {
+	if err := atomicfile.Write(certPath, encodeCertPEM(leaf.Raw), certMode); err != nil {
 		return fmt.Errorf("writing server certificate: %w", err)
 	}
 	a.server = tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}

@@ -13,7 +13,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 )
 
 // maxPEMFileSize bounds what we read from a PEM file: a certificate chain or
@@ -29,55 +28,6 @@ const (
 	pemCSR           = "CERTIFICATE REQUEST"
 	pemCSRLegacy     = "NEW CERTIFICATE REQUEST"
 )
-
-// writeFileAtomic writes data to path so that a crash leaves either the old
-// file or the complete new one, never a truncated key: it writes a temporary
-// file in the same directory, fsyncs it, renames it over path and fsyncs the
-// directory so the rename itself is durable.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("creating temporary file for %s: %w", path, err)
-	}
-	tmpName := tmp.Name()
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmpName)
-		}
-	}()
-	// CreateTemp already uses 0600; Chmod makes the final mode exact
-	// regardless of umask (0644 certificates must stay world-readable).
-	if err := tmp.Chmod(mode); err != nil {
-		return fmt.Errorf("setting mode of %s: %w", tmpName, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", tmpName, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", tmpName, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", tmpName, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("renaming %s to %s: %w", tmpName, path, err)
-	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("syncing directory of %s: %w", path, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
 
 // readBoundedFile reads a whole file, refusing anything larger than
 // maxPEMFileSize.

@@ -1,12 +1,12 @@
 // Package statefile persists small pieces of agent state as JSON files that
 // survive crashes.
 //
-// Write never leaves a partial file where Read will look: it writes to a
-// temporary file in the same directory, fsyncs it, renames it over the
-// target (atomic on POSIX file systems) and fsyncs the directory so the
-// rename itself is durable. A reader therefore sees either the previous
-// complete content or the new complete content, never a mix, and a power cut
-// at any point leaves one of the two on disk.
+// Write never leaves a partial file where Read will look: it replaces the
+// file through internal/atomicfile (temporary file in the same directory,
+// fsync, rename over the target, fsync of the directory). A reader
+// therefore sees either the previous complete content or the new complete
+// content, never a mix, and a power cut at any point leaves one of the two
+// on disk.
 //
 // A crash between creating the temporary file and renaming it leaves the
 // temporary file behind. Read ignores it (it only ever opens the target), and

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kubedoio/n-kudo/internal/atomicfile"
 )
 
 type record struct {
@@ -214,10 +216,10 @@ func TestLeftoverTempFromCrash(t *testing.T) {
 	require.NoError(t, Write(path, record{Name: "committed", Count: 1}))
 
 	// A crash after CreateTemp and a partial write, before the rename.
-	crashed := filepath.Join(dir, ".state.json"+tempMarker+"123456")
+	crashed := filepath.Join(dir, ".state.json"+atomicfile.TempMarker+"123456")
 	require.NoError(t, os.WriteFile(crashed, []byte(`{"name":"half-writ`), 0o600))
 	// Files that are not ours must survive the cleanup.
-	other := filepath.Join(dir, ".other.json"+tempMarker+"1")
+	other := filepath.Join(dir, ".other.json"+atomicfile.TempMarker+"1")
 	require.NoError(t, os.WriteFile(other, []byte(`x`), 0o600))
 	sibling := filepath.Join(dir, "state.json.bak")
 	require.NoError(t, os.WriteFile(sibling, []byte(`x`), 0o600))
@@ -257,7 +259,7 @@ func requireNoTemps(t *testing.T, dir string) {
 	}
 	require.NoError(t, err)
 	for _, e := range entries {
-		require.NotContains(t, e.Name(), tempMarker, "temporary file left behind")
+		require.NotContains(t, e.Name(), atomicfile.TempMarker, "temporary file left behind")
 	}
 }
 
