@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -111,14 +112,11 @@ func (a *API) vmConsole(c *gin.Context) {
 // client leaves, the server shuts down or the stream ends.
 func (a *API) followConsole(c *gin.Context, stream *hub.ConsoleStream) {
 	ctx := c.Request.Context()
-	w := c.Writer
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	w.Flush()
+	sse, err := newSSE(c)
+	if err != nil {
+		a.log.Warn("console stream ended", logKeyRequestID, requestID(c), logKeyError, err)
+		return
+	}
 
 	beat := time.NewTicker(sseHeartbeat)
 	defer beat.Stop()
@@ -136,19 +134,22 @@ func (a *API) followConsole(c *gin.Context, stream *hub.ConsoleStream) {
 				} else if err != nil {
 					reason = "the vm's agent disconnected"
 				}
-				_, _ = fmt.Fprintf(w, "event: end\ndata: {\"reason\":%q}\n\n", reason)
-				w.Flush()
+				// The stream closes next; a write error changes nothing.
+				if payload, err := json.Marshal(map[string]string{"reason": reason}); err == nil && sse.Event("", "end", payload) == nil {
+					_ = sse.Flush()
+				}
 				return
 			}
-			if _, err := fmt.Fprintf(w, "event: console\ndata: %s\n\n", base64.StdEncoding.EncodeToString(chunk)); err != nil {
+			if err := sse.Event("", "console", []byte(base64.StdEncoding.EncodeToString(chunk))); err != nil {
 				return
 			}
-			w.Flush()
+			if err := sse.Flush(); err != nil {
+				return
+			}
 		case <-beat.C:
-			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
+			if err := sse.Comment("keepalive"); err != nil {
 				return
 			}
-			w.Flush()
 		}
 	}
 }

@@ -114,15 +114,12 @@ func (a *API) streamEvents(c *gin.Context) {
 	sub, replay, resync := a.events.Subscribe(tenant, since)
 	defer func() { sub.Close() }()
 
-	w := c.Writer
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-
-	s := &eventStream{a: a, c: c}
+	sse, err := newSSE(c)
+	if err != nil {
+		a.eventStreamEnd(c, err)
+		return
+	}
+	s := &eventStream{a: a, c: c, sse: sse}
 	if err := s.start(sub, replay, resync); err != nil {
 		a.eventStreamEnd(c, err)
 		return
@@ -136,10 +133,9 @@ func (a *API) streamEvents(c *gin.Context) {
 		case <-a.streamsDone:
 			return
 		case <-beat.C:
-			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
+			if err := sse.Comment("keepalive"); err != nil {
 				return
 			}
-			w.Flush()
 		case e, ok := <-sub.C():
 			if !ok {
 				if !errors.Is(sub.Err(), event.ErrLagged) {
@@ -173,8 +169,9 @@ func (a *API) eventStreamEnd(c *gin.Context, err error) {
 
 // eventStream is the state of one SSE event stream.
 type eventStream struct {
-	a *API
-	c *gin.Context
+	a   *API
+	c   *gin.Context
+	sse *sseWriter
 	// last is the seq up to which the client has every event of its
 	// tenant.
 	last uint64
@@ -185,7 +182,8 @@ type eventStream struct {
 // subscription's start.
 func (s *eventStream) start(sub *event.Subscription, replay []event.Event, resync bool) error {
 	if resync {
-		if _, err := fmt.Fprintf(s.c.Writer, "id: %d\nevent: %s\ndata: {\"seq\":%d}\n\n", sub.Start(), event.TypeResync, sub.Start()); err != nil {
+		start := strconv.FormatUint(sub.Start(), 10)
+		if err := s.sse.Event(start, event.TypeResync, []byte(`{"seq":`+start+`}`)); err != nil {
 			return fmt.Errorf("writing resync event: %w", err)
 		}
 	}
@@ -195,8 +193,7 @@ func (s *eventStream) start(sub *event.Subscription, replay []event.Event, resyn
 		}
 	}
 	s.last = max(s.last, sub.Start())
-	s.c.Writer.Flush()
-	return nil
+	return s.sse.Flush()
 }
 
 // sendBurst sends e and whatever else is already queued (up to a batch),
@@ -210,8 +207,7 @@ func (s *eventStream) sendBurst(sub *event.Subscription, e event.Event) error {
 		case next, ok := <-sub.C():
 			if !ok {
 				// The caller sees the closed channel at its next receive.
-				s.c.Writer.Flush()
-				return nil
+				return s.sse.Flush()
 			}
 			if err := s.send(next); err != nil {
 				return err
@@ -221,8 +217,7 @@ func (s *eventStream) sendBurst(sub *event.Subscription, e event.Event) error {
 		}
 		break
 	}
-	s.c.Writer.Flush()
-	return nil
+	return s.sse.Flush()
 }
 
 func (s *eventStream) send(e event.Event) error {
@@ -238,7 +233,7 @@ func (s *eventStream) send(e event.Event) error {
 	if err != nil {
 		return fmt.Errorf("encoding event %d: %w", e.Seq, err)
 	}
-	if _, err := fmt.Fprintf(s.c.Writer, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, payload); err != nil {
+	if err := s.sse.Event(strconv.FormatUint(e.Seq, 10), e.Type, payload); err != nil {
 		return fmt.Errorf("writing event %d: %w", e.Seq, err)
 	}
 	s.last = e.Seq

@@ -146,17 +146,13 @@ func logCursor(c *gin.Context) (int64, error) {
 func (a *API) followLogs(c *gin.Context, exec store.Execution, after int64) {
 	ctx := c.Request.Context()
 	tenant := tenantOf(c)
-	w := c.Writer
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	// Tell nginx-like proxies not to buffer the stream.
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	w.Flush()
+	sse, err := newSSE(c)
+	if err != nil {
+		a.logStreamEnd(c, err)
+		return
+	}
 
-	f := &follower{a: a, w: w, tenant: tenant, exec: exec.ID, last: after}
+	f := &follower{a: a, sse: sse, tenant: tenant, exec: exec.ID, last: after}
 	var sub *hub.LogSubscription
 	subscribe := func() {
 		if a.hub != nil {
@@ -213,7 +209,7 @@ func (a *API) followLogs(c *gin.Context, exec store.Execution, after int64) {
 				return
 			}
 		case <-beat.C:
-			if err := f.comment("keepalive"); err != nil {
+			if err := f.sse.Comment("keepalive"); err != nil {
 				return
 			}
 		case <-status.C:
@@ -249,7 +245,7 @@ func (a *API) logStreamEnd(c *gin.Context, err error) {
 // follower is the state of one SSE log stream.
 type follower struct {
 	a        *API
-	w        gin.ResponseWriter
+	sse      *sseWriter
 	tenant   uuid.UUID
 	exec     uuid.UUID
 	last     int64 // highest seq sent
@@ -270,7 +266,9 @@ func (f *follower) catchUp(ctx context.Context) error {
 			}
 		}
 		if len(rows) > 0 {
-			f.w.Flush()
+			if err := f.sse.Flush(); err != nil {
+				return err
+			}
 		}
 		if len(rows) < sseReadBatch {
 			return nil
@@ -296,8 +294,7 @@ func (f *follower) live(ctx context.Context, l store.LogLine) error {
 	if err := f.send(l); err != nil {
 		return err
 	}
-	f.w.Flush()
-	return nil
+	return f.sse.Flush()
 }
 
 // ended checks the execution's status. The stream ends when the execution
@@ -325,11 +322,10 @@ func (f *follower) ended(ctx context.Context, terminalBefore bool) (bool, error)
 	if err != nil {
 		return false, fmt.Errorf("encoding end event: %w", err)
 	}
-	if _, err := fmt.Fprintf(f.w, "event: end\ndata: %s\n\n", payload); err != nil {
+	if err := f.sse.Event("", "end", payload); err != nil {
 		return false, fmt.Errorf("writing end event: %w", err)
 	}
-	f.w.Flush()
-	return true, nil
+	return true, f.sse.Flush()
 }
 
 func (f *follower) send(l store.LogLine) error {
@@ -337,17 +333,9 @@ func (f *follower) send(l store.LogLine) error {
 	if err != nil {
 		return fmt.Errorf("encoding log line %d: %w", l.Seq, err)
 	}
-	if _, err := fmt.Fprintf(f.w, "id: %d\ndata: %s\n\n", l.Seq, payload); err != nil {
+	if err := f.sse.Event(strconv.FormatInt(l.Seq, 10), "", payload); err != nil {
 		return fmt.Errorf("writing log line %d: %w", l.Seq, err)
 	}
 	f.last = l.Seq
-	return nil
-}
-
-func (f *follower) comment(text string) error {
-	if _, err := fmt.Fprintf(f.w, ": %s\n\n", text); err != nil {
-		return fmt.Errorf("writing heartbeat: %w", err)
-	}
-	f.w.Flush()
 	return nil
 }
