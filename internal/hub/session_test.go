@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
@@ -434,4 +435,47 @@ func TestOlderConnectionNeverReplacesNewer(t *testing.T) {
 	newer.roundTrip()
 	require.Equal(t, 1, e.hub.Sessions())
 	require.True(t, e.hub.Online(a.id))
+}
+
+// TestLivenessTimerPingsAndClosesSilentSessions: the per-session timer
+// (no goroutine) pings a reading agent and closes one that sends nothing
+// for three heartbeat intervals, while one that heartbeats stays.
+func TestLivenessTimerPingsAndClosesSilentSessions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *hub.Options) {
+		o.HeartbeatInterval = time.Second
+		o.PingInterval = 100 * time.Millisecond
+		o.OfflineAfter = time.Hour // the sweeper must not be what closes it
+	})
+	silent, _ := e.connect(e.enroll())
+	alive, _ := e.connect(e.enroll())
+
+	// The silent client reads (so it answers pings) but never writes.
+	closedWith := make(chan websocket.StatusCode, 1)
+	go func() {
+		for {
+			if _, _, err := silent.conn.Read(context.Background()); err != nil {
+				closedWith <- websocket.CloseStatus(err)
+				return
+			}
+		}
+	}()
+	deadline := time.After(waitTimeout)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case code := <-closedWith:
+			require.Equal(t, agentproto.CloseHeartbeatTimeout, code)
+			alive.roundTrip()
+			require.Equal(t, 1, e.hub.Sessions())
+			return
+		case <-tick.C:
+			alive.send(agentproto.TypeHeartbeat, "", &agentproto.Heartbeat{
+				At: time.Now(), VMs: []agentproto.VMStatus{}, NetBird: agentproto.NetBirdStatus{State: agentproto.NetBirdDisabled},
+			})
+		case <-deadline:
+			t.Fatal("silent session was not closed")
+		}
+	}
 }
