@@ -278,19 +278,22 @@ func openProvider(c runConfig, logger *slog.Logger) (hypervisor.Provider, func()
 }
 
 func newHostfactsCmd() *cobra.Command {
-	var runtimeDir string
+	var runtimeDir, kind, chBin string
 	cmd := &cobra.Command{
 		Use:   "hostfacts",
 		Short: "Print this host's facts as JSON",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			caps, err := probeHypervisor(cmd.Context(), kind, chBin)
+			if err != nil {
+				return err
+			}
 			mounts := []string{"/"}
 			if runtimeDir != "" {
 				mounts = append(mounts, runtimeDir)
 			}
 			f, err := hostfacts.Collect(cmd.Context(), hostfacts.Options{
-				Mounts: mounts, AgentVersion: version.Version,
-				Hypervisor: hypervisor.Capabilities{Kind: hypervisor.KindSim, Version: sim.Version, Simulated: true},
+				Mounts: mounts, AgentVersion: version.Version, Hypervisor: caps,
 			})
 			if err != nil {
 				return err
@@ -301,5 +304,19 @@ func newHostfactsCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&runtimeDir, "runtime-dir", "", "also report the file system of this directory")
+	cmd.Flags().StringVar(&kind, "hypervisor", hypervisor.KindSim, "VMM backend to describe: cloud-hypervisor or sim (simulated)")
+	cmd.Flags().StringVar(&chBin, "cloud-hypervisor-bin", "cloud-hypervisor", "Cloud Hypervisor binary")
 	return cmd
+}
+
+// probeHypervisor describes the backend `run --hypervisor` would use,
+// without opening it (no runtime dir is touched).
+func probeHypervisor(ctx context.Context, kind, chBin string) (hypervisor.Capabilities, error) {
+	switch kind {
+	case hypervisor.KindSim:
+		return hypervisor.Capabilities{Kind: hypervisor.KindSim, Version: sim.Version, Simulated: true, PauseResume: true, Reboot: true}, nil
+	case hypervisor.KindCloudHypervisor:
+		return cloudhypervisor.Probe(ctx, chBin)
+	}
+	return hypervisor.Capabilities{}, fmt.Errorf("--hypervisor %q: %w: want cloud-hypervisor or sim", kind, errUnknownHypervisor)
 }

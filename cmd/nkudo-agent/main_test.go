@@ -11,6 +11,7 @@ import (
 
 	"github.com/kubedoio/n-kudo/internal/hypervisor"
 	"github.com/kubedoio/n-kudo/internal/hypervisor/cloudhypervisor"
+	"github.com/kubedoio/n-kudo/internal/hypervisor/sim"
 )
 
 // TestOpenProvider checks the one place the --hypervisor choice is made:
@@ -103,6 +104,40 @@ func TestRunConfigValidate(t *testing.T) {
 			} else {
 				require.Error(t, c.Validate())
 			}
+		})
+	}
+}
+
+// TestProbeHypervisor checks that `hostfacts` describes the backend
+// --hypervisor names, the same way the running agent's provider would.
+func TestProbeHypervisor(t *testing.T) {
+	t.Parallel()
+	bin := t.TempDir()
+	vmm := filepath.Join(bin, "cloud-hypervisor")
+	require.NoError(t, os.WriteFile(vmm, []byte("#!/bin/sh\necho 'cloud-hypervisor v48.0'\n"), 0o755))
+	cases := []struct {
+		name      string
+		kind, bin string
+		wantErr   error
+		want      hypervisor.Capabilities
+	}{
+		{name: "sim", kind: hypervisor.KindSim,
+			want: hypervisor.Capabilities{Kind: hypervisor.KindSim, Version: sim.Version, Simulated: true, PauseResume: true, Reboot: true}},
+		{name: "cloud-hypervisor", kind: hypervisor.KindCloudHypervisor, bin: vmm,
+			want: hypervisor.Capabilities{Kind: hypervisor.KindCloudHypervisor, Version: "v48.0", PauseResume: true, Reboot: true}},
+		{name: "cloud-hypervisor missing", kind: hypervisor.KindCloudHypervisor, bin: filepath.Join(bin, "nope"), wantErr: cloudhypervisor.ErrVMM},
+		{name: "unknown", kind: "qemu", wantErr: errUnknownHypervisor},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := probeHypervisor(context.Background(), tc.kind, tc.bin)
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
 		})
 	}
 }

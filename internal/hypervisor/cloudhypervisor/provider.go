@@ -126,7 +126,6 @@ type Provider struct {
 	tombs    map[uuid.UUID]time.Time
 	exits    map[int]string // how reaped VMM children ended, by pid
 	version  string
-	versionE error
 }
 
 var _ hypervisor.Provider = (*Provider)(nil)
@@ -323,25 +322,40 @@ func (p *Provider) Name() string { return hypervisor.KindCloudHypervisor }
 // Capabilities reports the VMM's version (from --version, asked once).
 func (p *Provider) Capabilities(ctx context.Context) (hypervisor.Capabilities, error) {
 	p.mu.Lock()
-	version, verr := p.version, p.versionE
+	version := p.version
 	p.mu.Unlock()
-	if version == "" && verr == nil {
-		out, err := exec.CommandContext(ctx, p.binary, "--version").Output()
+	if version == "" {
+		caps, err := Probe(ctx, p.binary)
 		if err != nil {
-			return hypervisor.Capabilities{}, fmt.Errorf("reading cloud-hypervisor version: %w: %w", ErrVMM, err)
+			return hypervisor.Capabilities{}, err
 		}
-		version = parseVersion(out)
 		p.mu.Lock()
-		p.version = version
+		p.version = caps.Version
 		p.mu.Unlock()
+		return caps, nil
 	}
+	return capabilities(version), nil
+}
+
+// Probe reports the capabilities of the cloud-hypervisor binary without
+// starting a provider (no runtime dir, no VMs): `nkudo-agent hostfacts`
+// uses it to describe a host before the agent runs.
+func Probe(ctx context.Context, binary string) (hypervisor.Capabilities, error) {
+	out, err := exec.CommandContext(ctx, binary, "--version").Output()
+	if err != nil {
+		return hypervisor.Capabilities{}, fmt.Errorf("reading cloud-hypervisor version: %w: %w", ErrVMM, err)
+	}
+	return capabilities(parseVersion(out)), nil
+}
+
+func capabilities(version string) hypervisor.Capabilities {
 	return hypervisor.Capabilities{
 		Kind:        hypervisor.KindCloudHypervisor,
 		Version:     version,
 		Simulated:   false,
 		PauseResume: true,
 		Reboot:      true,
-	}, nil
+	}
 }
 
 // parseVersion turns "cloud-hypervisor v43.0" into "v43.0".
