@@ -121,11 +121,11 @@ type Provider struct {
 	sock     time.Duration
 	shutdown time.Duration
 
-	mu       sync.Mutex // guards the following
-	vms      map[uuid.UUID]*vm
-	tombs    map[uuid.UUID]time.Time
-	exits    map[int]string // how reaped VMM children ended, by pid
-	version  string
+	mu      sync.Mutex // guards the following
+	vms     map[uuid.UUID]*vm
+	tombs   map[uuid.UUID]time.Time
+	exits   map[int]string // how reaped VMM children ended, by pid
+	version string
 }
 
 var _ hypervisor.Provider = (*Provider)(nil)
