@@ -192,6 +192,31 @@ func (c *Client) openStream(ctx context.Context, path string, q url.Values, last
 	return resp, poke, cancel, nil
 }
 
+// readStream is one session of a resumable stream: it opens path with the
+// resume cursor and hands every event to handle until the body ends,
+// handle fails (errStreamDone, a handlerError, a decoding error) or the
+// connection breaks. It reports whether any event arrived, which resets
+// the reconnect backoff.
+func (c *Client) readStream(ctx context.Context, path string, q url.Values, lastID string, handle func(sseEvent) error) (progressed bool, err error) {
+	resp, poke, cancel, err := c.openStream(ctx, path, q, lastID)
+	if err != nil {
+		return false, err
+	}
+	defer cancel()
+	defer resp.Body.Close()
+	dec := newSSEDecoder(resp.Body, poke)
+	for {
+		ev, err := dec.Next()
+		if err != nil {
+			return progressed, streamEnd(path, err)
+		}
+		progressed = true
+		if err := handle(ev); err != nil {
+			return true, err
+		}
+	}
+}
+
 // streamState reports a stream's health to Config.OnStreamState while
 // the stream's caller is still listening.
 func (c *Client) streamState(ctx context.Context, path string, connected bool, err error) {
@@ -216,42 +241,30 @@ func (c *Client) FollowLogs(ctx context.Context, exec uuid.UUID, afterSeq int64,
 			q.Set("after", strconv.FormatInt(last, 10))
 			lastID = strconv.FormatInt(last, 10)
 		}
-		resp, poke, cancel, err := c.openStream(ctx, path, q, lastID)
-		if err != nil {
-			return false, err
-		}
-		defer cancel()
-		defer resp.Body.Close()
-		progressed := false
-		dec := newSSEDecoder(resp.Body, poke)
-		for {
-			ev, err := dec.Next()
-			if err != nil {
-				return progressed, streamEnd(path, err)
-			}
-			progressed = true
+		return c.readStream(ctx, path, q, lastID, func(ev sseEvent) error {
 			switch ev.Type {
 			case "end":
-				return true, errStreamDone
+				return errStreamDone
 			case "", "message", "log":
 			default:
-				continue // event types of a newer server
+				return nil // event types of a newer server
 			}
 			if len(ev.Data) == 0 {
-				continue
+				return nil
 			}
 			var line LogLine
 			if err := json.Unmarshal(ev.Data, &line); err != nil {
-				return progressed, fmt.Errorf("decoding log line of execution %s: %w: %w", exec, ErrInvalidResponse, err)
+				return fmt.Errorf("decoding log line of execution %s: %w: %w", exec, ErrInvalidResponse, err)
 			}
 			if line.Seq <= last {
-				continue // replayed after a reconnect
+				return nil // replayed after a reconnect
 			}
 			if err := fn(line); err != nil {
-				return true, handlerError{err}
+				return handlerError{err}
 			}
 			last = line.Seq
-		}
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("following logs of execution %s: %w", exec, err)
@@ -274,50 +287,38 @@ func (c *Client) Events(ctx context.Context, since uint64, fn func(Event) error)
 			q.Set("since", strconv.FormatUint(last, 10))
 			lastID = strconv.FormatUint(last, 10)
 		}
-		resp, poke, cancel, err := c.openStream(ctx, path, q, lastID)
-		if err != nil {
-			return false, err
-		}
-		defer cancel()
-		defer resp.Body.Close()
-		progressed := false
-		dec := newSSEDecoder(resp.Body, poke)
-		for {
-			sev, err := dec.Next()
-			if err != nil {
-				return progressed, streamEnd(path, err)
-			}
-			progressed = true
+		return c.readStream(ctx, path, q, lastID, func(sev sseEvent) error {
 			if len(sev.Data) == 0 {
-				continue
+				return nil
 			}
 			var ev Event
 			if err := json.Unmarshal(sev.Data, &ev); err != nil {
-				return progressed, fmt.Errorf("decoding event: %w: %w", ErrInvalidResponse, err)
+				return fmt.Errorf("decoding event: %w: %w", ErrInvalidResponse, err)
 			}
 			if sev.Type == EventResync {
 				// The resync data is only {"seq":N}: the receiver
 				// re-lists, and the stream carries on after N.
 				ev = Event{Type: EventResync, Seq: ev.Seq}
 				if err := fn(ev); err != nil {
-					return true, handlerError{err}
+					return handlerError{err}
 				}
 				last = ev.Seq
-				continue
+				return nil
 			}
 			if ev.Type == "" {
 				ev.Type = sev.Type
 			}
 			if ev.Seq != 0 && ev.Seq <= last {
-				continue // replayed after a reconnect
+				return nil // replayed after a reconnect
 			}
 			if err := fn(ev); err != nil {
-				return true, handlerError{err}
+				return handlerError{err}
 			}
 			if ev.Seq > last {
 				last = ev.Seq
 			}
-		}
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("following events: %w", err)
