@@ -261,7 +261,7 @@ func TestNetBirdExpiredUnusedTokenKeyRevoked(t *testing.T) {
 			}
 		}
 		// Eventually polls on its own goroutine: no require in here.
-		left, err := e.store.ExpiredUnusedTokens(context.Background(), time.Now().Add(2*time.Hour), 10)
+		left, err := e.store.TokensWithStaleSetupKeys(context.Background(), time.Now().Add(2*time.Hour), 10)
 		return err == nil && n == 1 && len(left) == 0
 	}, 10*time.Second, 10*time.Millisecond, "the expired token's key is revoked and forgotten")
 	n, err := sweeper.Sweep(context.Background())

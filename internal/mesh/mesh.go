@@ -366,11 +366,12 @@ func (m *Mesh) RefreshPeers(ctx context.Context) (int, error) {
 	return len(peers), nil
 }
 
-// Sweep revokes the setup keys of enrollment tokens that expired unused
-// and forgets them, returning how many it revoked. It stops at the first
-// NetBird failure so the caller can back off.
+// Sweep revokes the setup keys of enrollment tokens that expired with uses
+// left (unused, or a multi-use token partly used, whose key would admit
+// more peers) and forgets them, returning how many it revoked. It stops at
+// the first NetBird failure so the caller can back off.
 func (m *Mesh) Sweep(ctx context.Context) (int, error) {
-	toks, err := m.o.Store.ExpiredUnusedTokens(ctx, m.now().UTC(), sweepBatch)
+	toks, err := m.o.Store.TokensWithStaleSetupKeys(ctx, m.now().UTC(), sweepBatch)
 	if err != nil {
 		return 0, fmt.Errorf("sweeping expired setup keys: %w", err)
 	}

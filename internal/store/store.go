@@ -397,9 +397,14 @@ type Store interface {
 	// used up; a token valid here may still be used up by the time it is
 	// consumed.
 	EnrollmentTokenByHash(ctx context.Context, hash []byte, now time.Time) (EnrollmentToken, error)
-	// ExpiredUnusedTokens lists tokens expired before now with no use and a
-	// NetBird setup key still to revoke; ClearTokenSetupKey forgets the key.
-	ExpiredUnusedTokens(ctx context.Context, now time.Time, limit int) ([]EnrollmentToken, error)
+	// TokensWithStaleSetupKeys lists tokens expired before now whose NetBird
+	// setup key is still to revoke: the key id is set and the token has
+	// uses left, whatever its use count. A key is minted with usage_limit
+	// = max_uses, so a partly used token's key admits more peers until
+	// revoked; a used-up token's key admits none (every enrolled host
+	// spent a use) and is left alone, since its last host may not have
+	// joined yet. Oldest expiry first; ClearTokenSetupKey forgets the key.
+	TokensWithStaleSetupKeys(ctx context.Context, now time.Time, limit int) ([]EnrollmentToken, error)
 	ClearTokenSetupKey(ctx context.Context, id uuid.UUID) error
 
 	// GetAgent is not tenant-scoped: the agent channel looks agents up by

@@ -191,10 +191,10 @@ func (s *Store) CreateEnrollmentToken(ctx context.Context, t store.EnrollmentTok
 	return nil
 }
 
-// ExpiredUnusedTokens lists unused tokens expired before now that still hold
-// a NetBird setup key, oldest expiry first.
-func (s *Store) ExpiredUnusedTokens(ctx context.Context, now time.Time, limit int) ([]store.EnrollmentToken, error) {
-	rows, err := s.r.QueryContext(ctx, qExpiredUnusedTokens, micros(now), pageLimit(limit))
+// TokensWithStaleSetupKeys lists tokens expired before now, with uses left,
+// that still hold a NetBird setup key, oldest expiry first.
+func (s *Store) TokensWithStaleSetupKeys(ctx context.Context, now time.Time, limit int) ([]store.EnrollmentToken, error) {
+	rows, err := s.r.QueryContext(ctx, qTokensWithStaleSetupKeys, micros(now), pageLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("listing expired enrollment tokens: %w", translate(err))
 	}

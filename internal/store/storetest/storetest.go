@@ -29,7 +29,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Enrollment", testEnrollment},
 		{"EnrollmentRejections", testEnrollmentRejections},
 		{"EnrollmentRace", testEnrollmentRace},
-		{"ExpiredUnusedTokens", testExpiredUnusedTokens},
+		{"TokensWithStaleSetupKeys", testTokensWithStaleSetupKeys},
 		{"TokenSetupKeySealed", testTokenSetupKeySealed},
 		{"Agents", testAgents},
 		{"RevokeAgent", testRevokeAgent},
@@ -340,43 +340,56 @@ func testEnrollmentRace(t *testing.T, f *fixture) {
 	}
 }
 
-func testExpiredUnusedTokens(t *testing.T, f *fixture) {
+func testTokensWithStaleSetupKeys(t *testing.T, f *fixture) {
 	ten := f.tenant()
 	site := f.site(ten.ID)
 	now := base.Add(time.Hour)
-	mk := func(expires time.Time, setupKey string, use bool) store.EnrollmentToken {
+	mkUses := func(expires time.Time, setupKey string, maxUses, uses int) store.EnrollmentToken {
 		tok := store.EnrollmentToken{
 			ID: store.NewID(), TenantID: ten.ID, SiteID: site.ID, Hash: hash(store.NewID().String()),
-			ExpiresAt: expires, MaxUses: 1, CreatedAt: base, NetBirdSetupKeyID: setupKey,
+			ExpiresAt: expires, MaxUses: maxUses, CreatedAt: base, NetBirdSetupKeyID: setupKey,
 		}
 		require.NoError(t, f.s.CreateEnrollmentToken(f.ctx, tok))
-		if use {
+		// Enroll at base, before the token expires.
+		for range uses {
 			_, _, _, err := f.s.ConsumeEnrollment(f.ctx, f.enrollment(tok))
 			require.NoError(t, err)
 		}
 		return tok
 	}
+	mk := func(expires time.Time, setupKey string, use bool) store.EnrollmentToken {
+		if use {
+			return mkUses(expires, setupKey, 1, 1)
+		}
+		return mkUses(expires, setupKey, 1, 0)
+	}
 	first := mk(base.Add(time.Minute), "sk-1", false)
 	second := mk(base.Add(2*time.Minute), "sk-2", false)
 	mk(base.Add(2*time.Hour), "sk-valid", false) // not expired yet
 	mk(base.Add(time.Minute), "", false)         // no setup key
-	// Used: enroll at base, before it expires.
+	// Used up: its key admits no more peers.
 	mk(base.Add(time.Minute), "sk-used", true)
+	// Partly used: its key still admits two peers.
+	partly := mkUses(base.Add(3*time.Minute), "sk-partly", 3, 1)
+	mkUses(base.Add(time.Minute), "sk-multi-used-up", 2, 2)
+	mkUses(base.Add(2*time.Hour), "sk-multi-valid", 3, 1) // partly used, not expired yet
 
-	got, err := f.s.ExpiredUnusedTokens(f.ctx, now, 10)
+	got, err := f.s.TokensWithStaleSetupKeys(f.ctx, now, 10)
 	require.NoError(t, err)
-	require.ElementsMatch(t, []uuid.UUID{first.ID, second.ID}, ids(got, func(t store.EnrollmentToken) uuid.UUID { return t.ID }))
+	require.Equal(t, []uuid.UUID{first.ID, second.ID, partly.ID}, ids(got, func(t store.EnrollmentToken) uuid.UUID { return t.ID }),
+		"oldest expiry first")
 	for _, tok := range got {
 		require.NotEmpty(t, tok.NetBirdSetupKeyID)
 		require.Equal(t, site.ID, tok.SiteID)
 	}
 
-	limited, err := f.s.ExpiredUnusedTokens(f.ctx, now, 1)
+	limited, err := f.s.TokensWithStaleSetupKeys(f.ctx, now, 1)
 	require.NoError(t, err)
 	require.Len(t, limited, 1)
 
 	require.NoError(t, f.s.ClearTokenSetupKey(f.ctx, first.ID))
-	got, err = f.s.ExpiredUnusedTokens(f.ctx, now, 10)
+	require.NoError(t, f.s.ClearTokenSetupKey(f.ctx, partly.ID))
+	got, err = f.s.TokensWithStaleSetupKeys(f.ctx, now, 10)
 	require.NoError(t, err)
 	require.Equal(t, []uuid.UUID{second.ID}, ids(got, func(t store.EnrollmentToken) uuid.UUID { return t.ID }))
 }
@@ -1189,12 +1202,12 @@ func testTokenSetupKeySealed(t *testing.T, f *fixture) {
 
 	expired := mk(sealed, "sk-sealed", base.Add(time.Minute))
 	now := base.Add(time.Hour)
-	got, err := f.s.ExpiredUnusedTokens(f.ctx, now, 10)
+	got, err := f.s.TokensWithStaleSetupKeys(f.ctx, now, 10)
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	require.Equal(t, sealed, got[0].NetBirdSetupKeySealed)
 	require.NoError(t, f.s.ClearTokenSetupKey(f.ctx, expired.ID))
-	got, err = f.s.ExpiredUnusedTokens(f.ctx, now, 10)
+	got, err = f.s.TokensWithStaleSetupKeys(f.ctx, now, 10)
 	require.NoError(t, err)
 	require.Empty(t, got)
 }
