@@ -44,9 +44,6 @@ const (
 	sweepBatch = 100
 	// callTimeout bounds one background NetBird round.
 	callTimeout = 30 * time.Second
-	// maxKeyNameSite bounds how much of a site name goes into a key name,
-	// as netbirdapi does.
-	maxKeyNameSite = 64
 )
 
 // slog keys.
@@ -63,9 +60,8 @@ const (
 type Options struct {
 	// Client is the NetBird Management API client; required.
 	Client *netbirdapi.Client
-	// Setup mints the keys of one-use tokens, revokes keys and finds and
-	// removes peers; nil means netbirdapi.NewSetup(Client) with its
-	// defaults. Keys of multi-use tokens are minted through Client.
+	// Setup mints and revokes the tokens' keys and finds and removes
+	// peers; nil means netbirdapi.NewSetup(Client) with its defaults.
 	Setup *netbirdapi.Setup
 	// Store holds the enrollment tokens swept by Run; required.
 	Store store.Store
@@ -149,7 +145,7 @@ func (m *Mesh) MintForToken(ctx context.Context, site store.Site, tokenID uuid.U
 	if uses < 1 {
 		return "", nil, fmt.Errorf("minting setup key for token %s: %d uses: %w", tokenID, uses, ErrConfig)
 	}
-	keyID, key, err := m.mint(ctx, site, tokenID, uses)
+	keyID, key, err := m.setup.MintForToken(ctx, site.Name, site.NetBirdGroups, tokenID.String(), uses)
 	if err != nil {
 		return "", nil, fmt.Errorf("minting setup key for token %s: %w: %w", tokenID, ErrUnavailable, err)
 	}
@@ -160,49 +156,6 @@ func (m *Mesh) MintForToken(ctx context.Context, site store.Site, tokenID uuid.U
 		return "", nil, fmt.Errorf("minting setup key for token %s: %w", tokenID, err)
 	}
 	return keyID, sealed, nil
-}
-
-// mint creates the key. A one-use token gets a one-off key, as
-// netbirdapi.Setup mints it; a token of N uses gets a reusable key limited
-// to N peers, which Setup cannot mint, so the request is built here with
-// the same name scheme and expiry.
-func (m *Mesh) mint(ctx context.Context, site store.Site, tokenID uuid.UUID, uses int) (keyID, key string, err error) {
-	if uses == 1 {
-		return m.setup.MintForToken(ctx, site.Name, site.NetBirdGroups, tokenID.String())
-	}
-	ids, err := m.o.Client.ResolveGroups(ctx, site.NetBirdGroups)
-	if err != nil {
-		return "", "", fmt.Errorf("minting setup key for site %q: %w", site.Name, err)
-	}
-	created, err := m.o.Client.CreateSetupKey(ctx, netbirdapi.CreateSetupKeyRequest{
-		Name:       keyName(site.Name, tokenID),
-		Type:       netbirdapi.SetupKeyReusable,
-		ExpiresIn:  int(netbirdapi.MinSetupKeyExpiry / time.Second),
-		AutoGroups: ids,
-		UsageLimit: uses,
-	})
-	if err != nil {
-		return "", "", fmt.Errorf("minting setup key for site %q: %w", site.Name, err)
-	}
-	if created.ID == "" || created.Key == "" {
-		return "", "", fmt.Errorf("minting setup key for site %q: answer without id or key: %w", site.Name, netbirdapi.ErrUnexpected)
-	}
-	return created.ID, created.Key, nil
-}
-
-// keyName is netbirdapi's scheme, "nkudo-<site>-<token id>", so an
-// operator sees the same names for keys of one-use and multi-use tokens.
-func keyName(site string, tokenID uuid.UUID) string {
-	site = strings.Join(strings.Fields(site), "-")
-	if len(site) > maxKeyNameSite {
-		cut := maxKeyNameSite
-		// Never cut inside a UTF-8 sequence.
-		for cut > 0 && site[cut]&0xC0 == 0x80 {
-			cut--
-		}
-		site = site[:cut]
-	}
-	return netbirdapi.DefaultKeyPrefix + "-" + site + "-" + tokenID.String()
 }
 
 // RevokeKey revokes a minted key, for a token that was never stored.

@@ -49,7 +49,7 @@ func ExampleSetup() {
 		return
 	}
 	ctx := context.Background()
-	keyID, key, err := setup.MintForToken(ctx, "berlin", []string{"edge"}, "tok-1")
+	keyID, key, err := setup.MintForToken(ctx, "berlin", []string{"edge"}, "tok-1", 1)
 	if err != nil {
 		fmt.Println(err)
 		return

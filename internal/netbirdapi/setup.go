@@ -31,8 +31,9 @@ type SetupOptions struct {
 }
 
 // Setup is what enrollment and agent revocation need from NetBird: one
-// single-use setup key per enrollment token, revoked when the token dies
-// unused, and the peer of a decommissioned agent removed.
+// setup key per enrollment token, usable as often as the token, revoked
+// when the token dies with uses left, and the peer of a decommissioned
+// agent removed.
 type Setup struct {
 	c *Client
 	o SetupOptions
@@ -56,13 +57,22 @@ func NewSetup(c *Client, o SetupOptions) (*Setup, error) {
 	return &Setup{c: c, o: o}, nil
 }
 
-// MintForToken creates the setup key paired with an enrollment token: one
-// use, the configured expiry, auto-assigned to the site's groups (given
-// by name). It returns the key's ID, to store with the token for
+// MintForToken creates the setup key paired with an enrollment token of
+// uses uses: a one-off key for a one-use token, otherwise a reusable key
+// limited to uses peers, so every host enrolled with the token can join
+// and no more; the configured expiry, auto-assigned to the site's groups
+// (given by name). It returns the key's ID, to store with the token for
 // RevokeForToken, and the plaintext key, to hand to the agent once.
-func (s *Setup) MintForToken(ctx context.Context, siteName string, groups []string, tokenID string) (keyID, key string, err error) {
+func (s *Setup) MintForToken(ctx context.Context, siteName string, groups []string, tokenID string, uses int) (keyID, key string, err error) {
 	if strings.TrimSpace(siteName) == "" || strings.TrimSpace(tokenID) == "" {
 		return "", "", fmt.Errorf("minting setup key: site name and token id are required: %w", ErrInvalid)
+	}
+	if uses < 1 {
+		return "", "", fmt.Errorf("minting setup key for site %q: usage limit %d below 1: %w", siteName, uses, ErrInvalid)
+	}
+	typ := SetupKeyOneOff
+	if uses > 1 {
+		typ = SetupKeyReusable
 	}
 	ids, err := s.c.ResolveGroups(ctx, groups)
 	if err != nil {
@@ -70,10 +80,10 @@ func (s *Setup) MintForToken(ctx context.Context, siteName string, groups []stri
 	}
 	created, err := s.c.CreateSetupKey(ctx, CreateSetupKeyRequest{
 		Name:       s.keyName(siteName, tokenID),
-		Type:       SetupKeyOneOff,
+		Type:       typ,
 		ExpiresIn:  int(s.o.KeyExpiry / time.Second),
 		AutoGroups: ids,
-		UsageLimit: 1,
+		UsageLimit: uses,
 		Ephemeral:  s.o.Ephemeral,
 	})
 	if err != nil {
@@ -86,7 +96,7 @@ func (s *Setup) MintForToken(ctx context.Context, siteName string, groups []stri
 }
 
 // RevokeForToken revokes the setup key minted for a token that expired or
-// was withdrawn unused. A key NetBird no longer has counts as revoked, so
+// was withdrawn with uses left. A key NetBird no longer has counts as revoked, so
 // the call is safe to repeat.
 func (s *Setup) RevokeForToken(ctx context.Context, keyID string) error {
 	if err := s.c.RevokeSetupKey(ctx, keyID); err != nil && !errors.Is(err, ErrNotFound) {

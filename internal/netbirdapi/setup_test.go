@@ -1,8 +1,10 @@
 package netbirdapi
 
 import (
+	"cmp"
 	"context"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -41,7 +43,7 @@ func TestMintAndRevokeForToken(t *testing.T) {
 	setup := newSetup(t, s, SetupOptions{})
 	ctx := context.Background()
 
-	keyID, key, err := setup.MintForToken(ctx, "site a", []string{"edge", "site-a"}, "tok-123")
+	keyID, key, err := setup.MintForToken(ctx, "site a", []string{"edge", "site-a"}, "tok-123", 1)
 	require.NoError(t, err)
 	require.Equal(t, "sk-1", keyID)
 	require.NotEmpty(t, key)
@@ -73,6 +75,7 @@ func TestMintForTokenFailures(t *testing.T) {
 		site    string
 		groups  []string
 		token   string
+		uses    int // 0 means 1
 		queue   map[string]nbtest.Reply
 		wantErr error
 		wantMsg string
@@ -80,6 +83,7 @@ func TestMintForTokenFailures(t *testing.T) {
 		{name: "unknown group", site: "a", groups: []string{"edge", "missing"}, token: "t", wantErr: ErrNotFound, wantMsg: `no group named "missing"`},
 		{name: "missing site", site: " ", token: "t", wantErr: ErrInvalid},
 		{name: "missing token id", site: "a", wantErr: ErrInvalid},
+		{name: "no use", site: "a", token: "t", uses: -1, wantErr: ErrInvalid, wantMsg: "usage limit -1"},
 		{
 			name: "netbird refuses", site: "a", token: "t", wantErr: ErrInvalid, wantMsg: "group grp-x doesn't exist",
 			queue: map[string]nbtest.Reply{"POST /api/setup-keys": {Status: 422, Body: `{"message":"group grp-x doesn't exist","code":422}`}},
@@ -95,7 +99,7 @@ func TestMintForTokenFailures(t *testing.T) {
 			for route, r := range tc.queue {
 				s.Queue(route, r)
 			}
-			id, key, err := newSetup(t, s, SetupOptions{}).MintForToken(ctx, tc.site, tc.groups, tc.token)
+			id, key, err := newSetup(t, s, SetupOptions{}).MintForToken(ctx, tc.site, tc.groups, tc.token, cmp.Or(tc.uses, 1))
 			require.ErrorIs(t, err, tc.wantErr)
 			require.ErrorContains(t, err, tc.wantMsg)
 			require.Empty(t, id)
@@ -104,11 +108,34 @@ func TestMintForTokenFailures(t *testing.T) {
 	}
 }
 
+func TestMintForTokenUsageLimit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		uses     int
+		wantType string
+	}{
+		{uses: 1, wantType: "one-off"},
+		{uses: 2, wantType: "reusable"},
+		{uses: 50, wantType: "reusable"},
+	} {
+		t.Run(strconv.Itoa(tc.uses), func(t *testing.T) {
+			t.Parallel()
+			s := nbtest.New(t)
+			keyID, _, err := newSetup(t, s, SetupOptions{}).MintForToken(context.Background(), "a", []string{"edge"}, "tok", tc.uses)
+			require.NoError(t, err)
+			body := s.Bodies("POST /api/setup-keys")[0]
+			require.Equal(t, tc.wantType, body["type"])
+			require.Equal(t, float64(tc.uses), body["usage_limit"])
+			require.Equal(t, tc.uses, s.SetupKeys()[keyID].UsageLimit)
+		})
+	}
+}
+
 func TestMintForTokenOptions(t *testing.T) {
 	t.Parallel()
 	s := nbtest.New(t)
 	setup := newSetup(t, s, SetupOptions{KeyPrefix: "fleet", KeyExpiry: 7 * 24 * time.Hour, Ephemeral: true})
-	_, _, err := setup.MintForToken(context.Background(), "b", nil, "tok")
+	_, _, err := setup.MintForToken(context.Background(), "b", nil, "tok", 1)
 	require.NoError(t, err)
 	body := s.Bodies("POST /api/setup-keys")[0]
 	require.Equal(t, "fleet-b-tok", body["name"])
