@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"context"
 	"os"
 	"runtime"
 	"slices"
@@ -110,4 +111,36 @@ func BenchmarkPlanDispatchLatency(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkShutdown measures Run's shutdown with a full fleet connected
+// and reading (as agents do): every session is closed with going-away and
+// the batchers flush. It bounds how long a restarting server keeps its
+// agents waiting before the new process can take them back.
+func BenchmarkShutdown(b *testing.B) {
+	n := benchSessions(b)
+	for b.Loop() {
+		b.StopTimer()
+		e := newEnv(b, nil)
+		_, clients := fleet(b, e, n)
+		done := make(chan struct{}, n)
+		for _, c := range clients {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				for {
+					if _, _, err := c.conn.Read(context.Background()); err != nil {
+						return
+					}
+				}
+			}()
+		}
+		b.StartTimer()
+		e.stop()
+		<-e.stopped
+		b.StopTimer()
+		for range clients {
+			<-done
+		}
+		b.StartTimer()
+	}
 }

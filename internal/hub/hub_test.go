@@ -57,6 +57,8 @@ type env struct {
 	token     string
 	// stop cancels Run (also done at cleanup).
 	stop context.CancelFunc
+	// stopped is closed when Run has returned.
+	stopped chan struct{}
 }
 
 // agent is an enrolled agent identity with its key and certificate.
@@ -106,7 +108,12 @@ func newEnv(t testing.TB, tweak func(*hub.Options)) *env {
 	runCtx, stop := context.WithCancel(context.Background())
 	e.stop = stop
 	runDone := make(chan error, 1)
-	go func() { runDone <- e.hub.Run(runCtx) }()
+	e.stopped = make(chan struct{})
+	go func() {
+		err := e.hub.Run(runCtx)
+		close(e.stopped)
+		runDone <- err
+	}()
 
 	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(e.hub.ServeAgent))
 	e.srv.TLS = auth.ServerTLSConfig()
