@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/kubedoio/n-kudo/internal/agent/statefile"
+	"github.com/kubedoio/n-kudo/internal/atomicfile"
 	"github.com/kubedoio/n-kudo/internal/pki"
 )
 
@@ -185,7 +186,7 @@ func SaveRenewed(dir string, key crypto.Signer, certPEM []byte) (tls.Certificate
 	if err := os.Rename(nextPath, filepath.Join(dir, KeyFile)); err != nil {
 		return tls.Certificate{}, fmt.Errorf("saving renewed certificate: installing key: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return tls.Certificate{}, fmt.Errorf("saving renewed certificate: %w", err)
 	}
 	return cert, nil
@@ -213,18 +214,6 @@ func VerifyClientCert(cert tls.Certificate, caPEM []byte) error {
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}); err != nil {
 		return fmt.Errorf("verifying client certificate: %w", err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
 	}
 	return nil
 }
