@@ -3,10 +3,18 @@
 // certificate), runs one WebSocket session per agent, and turns the
 // agent's messages into store writes.
 //
-// A session costs one reader (the HTTP handler goroutine) and one writer
-// goroutine that drains a small bounded outbound queue with a write
-// deadline, so a slow agent is closed instead of stalling anyone else.
-// Nothing per message gets a goroutine: heartbeats and log lines from all
+// An idle session costs one goroutine: its reader, started by the HTTP
+// handler, which then returns so the handler's stack and net/http's
+// per-request state are freed while the hijacked connection lives on. A
+// writer goroutine exists only while the session's small bounded outbound
+// queue holds frames (each written with a deadline, so a slow agent is
+// closed instead of stalling anyone else); pings and the silence check run
+// from a per-session timer. Two connections of one agent are ordered by
+// accept time: the newer always wins, whatever order their hellos finish
+// in. Admission control bounds the handshakes in progress; past it a
+// connection is refused with 503 and a jittered Retry-After, so a
+// reconnect storm is spread out instead of queueing hellos until agents
+// time out. Nothing per message gets a goroutine: heartbeats and log lines from all
 // sessions go to two shared batchers owned by Run, which write them with
 // one store call per batch, because a per-heartbeat transaction cannot
 // reach the thousands of writes per second a large fleet produces.
