@@ -66,9 +66,6 @@ const (
 	// One conditional UPDATE: a racing enrollment waits for the row lock,
 	// then re-checks uses < max_uses against the committed count, so two
 	// enrollments cannot both take the last use.
-	qConsumeToken = `UPDATE enrollment_tokens SET uses = uses + 1
-		WHERE hash = $1 AND uses < max_uses AND expires_at > $2
-		RETURNING ` + tokenCols
 	// qEnroll is a whole enrollment in one statement, hence one round
 	// trip and one commit: the token use, the agent with its certificate,
 	// its host and (when $8 is not NULL) the audit event. With no usable
