@@ -12,52 +12,6 @@ import (
 	"github.com/kubedoio/n-kudo/internal/store"
 )
 
-// ConsumeEnrollment takes one use of the token, creates the agent (offline
-// until its session says hello, with its first certificate) and its host
-// and records the audit event, all in one statement: an enrollment costs a
-// single round trip and a single commit.
-func (s *Store) ConsumeEnrollment(ctx context.Context, e store.Enrollment) (store.Agent, store.Host, store.EnrollmentToken, error) {
-	now := ts(e.Now)
-	var auditID any // NULL: no event
-	var a store.AuditEvent
-	if e.Audit != nil {
-		a = *e.Audit
-		auditID = a.ID
-	}
-	tok, err := scanToken(s.pool.QueryRow(ctx, qEnroll, e.TokenHash, now, e.AgentID, e.HostID,
-		e.CertSerial, ts(e.CertExpiresAt), e.Hostname,
-		auditID, a.Actor, a.Action, a.Target, a.Result, a.RequestID, ts(a.At), store.AgentOffline))
-	if errors.Is(err, store.ErrNotFound) {
-		err = store.ErrTokenInvalid
-	}
-	if err != nil {
-		return store.Agent{}, store.Host{}, store.EnrollmentToken{}, fmt.Errorf("enrolling agent %s: %w", e.AgentID, err)
-	}
-	agent := store.Agent{
-		ID:            e.AgentID,
-		TenantID:      tok.TenantID,
-		SiteID:        tok.SiteID,
-		HostID:        e.HostID,
-		Status:        store.AgentOffline,
-		CertSerial:    e.CertSerial,
-		CertExpiresAt: ts(e.CertExpiresAt),
-		CreatedAt:     now,
-	}
-	host := store.Host{
-		ID:        e.HostID,
-		TenantID:  tok.TenantID,
-		SiteID:    tok.SiteID,
-		AgentID:   e.AgentID,
-		Hostname:  e.Hostname,
-		Facts:     rawJSON(nil),
-		NetBird:   rawJSON(nil),
-		Usage:     rawJSON(nil),
-		CreatedAt: now,
-		UpdatedAt: now,
-	}
-	return agent, host, tok, nil
-}
-
 // EnrollmentTokenByHash reads a usable token without using it: a plain
 // read, so the signature that follows holds no row lock.
 func (s *Store) EnrollmentTokenByHash(ctx context.Context, hash []byte, now time.Time) (store.EnrollmentToken, error) {

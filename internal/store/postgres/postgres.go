@@ -47,6 +47,8 @@ var _ store.Store = (*Store)(nil)
 // concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
+	// enrollments group concurrent enrollments into shared commits.
+	enrollments enrollGroup
 }
 
 // Open connects to the database at url, applies pending migrations and
