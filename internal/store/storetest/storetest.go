@@ -29,6 +29,8 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Enrollment", testEnrollment},
 		{"EnrollmentRejections", testEnrollmentRejections},
 		{"EnrollmentRace", testEnrollmentRace},
+		{"EnrollmentTokenByHash", testEnrollmentTokenByHash},
+		{"EnrollmentAudit", testEnrollmentAudit},
 		{"TokensWithStaleSetupKeys", testTokensWithStaleSetupKeys},
 		{"TokenSetupKeySealed", testTokenSetupKeySealed},
 		{"Agents", testAgents},
@@ -46,6 +48,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ApplyActionResult", testApplyActionResult},
 		{"PlanFailure", testPlanFailure},
 		{"LogLines", testLogLines},
+		{"LogLinesBulk", testLogLinesBulk},
 		{"Audit", testAudit},
 		{"Idempotency", testIdempotency},
 	}
