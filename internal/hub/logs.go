@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,13 +22,21 @@ type logItem struct {
 // logBatcher persists log lines of all sessions in shared transactions,
 // then acknowledges each batch to its session and fans the lines out to
 // followers, so a follower never sees a line that is not stored.
+//
+// A failed flush closes every session with lines in it (see flush), and
+// batches those sessions queued afterwards are dropped unwritten: acking
+// or publishing a later seq of the same execution would claim lines that
+// are not stored.
 type logBatcher struct {
 	hub *Hub
 	in  chan logItem
+	// failed holds the sessions closed after a failed flush until no
+	// batch of theirs can arrive any more. Owned by run.
+	failed map[*session]struct{}
 }
 
 func newLogBatcher(h *Hub) *logBatcher {
-	return &logBatcher{hub: h, in: make(chan logItem, logQueueBatches)}
+	return &logBatcher{hub: h, in: make(chan logItem, logQueueBatches), failed: make(map[*session]struct{})}
 }
 
 // submit queues a batch, waiting while the queue is full: that stalls
@@ -58,7 +67,9 @@ func (b *logBatcher) run(ctx context.Context) {
 			for {
 				select {
 				case it := <-b.in:
-					batch = append(batch, it)
+					if !b.lost(it) {
+						batch = append(batch, it)
+					}
 				default:
 					break drain
 				}
@@ -68,6 +79,9 @@ func (b *logBatcher) run(ctx context.Context) {
 			cancel()
 			return
 		case it := <-b.in:
+			if b.lost(it) {
+				continue
+			}
 			if len(batch) == 0 {
 				timer.Reset(logFlushDelay)
 			}
@@ -82,6 +96,27 @@ func (b *logBatcher) run(ctx context.Context) {
 		b.flush(ctx, batch)
 		clear(batch)
 		batch, n = batch[:0], 0
+		b.prune()
+	}
+}
+
+// lost reports whether it comes from a session whose earlier lines failed
+// to be stored. Such a batch is dropped: its lines follow a gap, and the
+// agent resends them with the missing ones after reconnecting.
+func (b *logBatcher) lost(it logItem) bool {
+	_, ok := b.failed[it.s]
+	return ok
+}
+
+// prune forgets the failed sessions that can queue nothing more: the
+// reader has ended (its context is cancelled only after the read loop
+// returned, so it submits nothing after) and the queue is empty, so none
+// of its batches is still waiting. The order of the two checks matters.
+func (b *logBatcher) prune() {
+	for s := range b.failed {
+		if s.ctx.Err() != nil && len(b.in) == 0 {
+			delete(b.failed, s)
+		}
 	}
 }
 
@@ -102,10 +137,23 @@ func (b *logBatcher) flush(ctx context.Context, batch []logItem) {
 	if err := h.store.AppendLogLines(ctx, lines); err != nil {
 		h.metrics.flushErrors.WithLabelValues("log").Inc()
 		h.log.Error("flushing log lines", logKeyCount, len(lines), logKeyErr, err)
-		// Nothing is acknowledged: each agent keeps its lines and resends
-		// them after its next reconnect.
+		// Nothing is acknowledged, and each session with lines here is
+		// closed (not permanently: the agent reconnects). Keeping it open
+		// would be data loss: a later batch of the same execution would be
+		// stored and acked with a higher seq, and the agent drops every
+		// line up to the acked seq, including these. After reconnecting,
+		// the agent resends all its unacked lines from the first missing
+		// one; the store skips the duplicates. This is simpler than
+		// retrying here, which would need to hold back every later ack of
+		// those executions and could not give up on a batch the store
+		// keeps refusing.
 		for _, it := range batch {
-			it.s.sendError("", agentproto.ErrorCodeInternal, "could not store log lines; they will be resent after a reconnect")
+			if b.lost(it) {
+				continue
+			}
+			b.failed[it.s] = struct{}{}
+			it.s.kill(websocket.StatusInternalError, "could not store log lines, retry later",
+				&agentproto.Error{Code: agentproto.ErrorCodeInternal, Message: "could not store log lines; resend them after reconnecting"})
 		}
 		return
 	}
