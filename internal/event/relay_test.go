@@ -59,31 +59,38 @@ func TestRelayCarriesEventsToOtherReplicas(t *testing.T) {
 	onB, _, _ := b.b.Subscribe(tenant, 0)
 	defer onB.Close()
 
+	// Each step waits until both replicas have the events of the one
+	// before: the relay re-reads objects, so a site deleted before its
+	// creation is relayed is (rightly) never announced as updated on the
+	// other replica; TestRelayDropsUpdateOfObjectGone covers that.
 	site := store.Site{ID: store.NewID(), TenantID: tenant, Name: "lab", CreatedAt: clock, UpdatedAt: clock}
 	require.NoError(t, a.st.CreateSite(t.Context(), site))
 	patch := HostPatch{ID: store.NewID(), TenantID: tenant, AgentID: store.NewID(), Online: true, LastSeenAt: clock, Usage: []byte(`{"cpu_percent":12.5}`)}
 	a.b.Publish(Event{Type: TypeHostUpdated, TenantID: tenant, ID: patch.ID, At: clock, Object: patch})
+	gotA := drain(t, onA, 2)
+	gotB := drain(t, onB, 2)
 	require.NoError(t, b.st.DeleteSite(t.Context(), tenant, site.ID))
+	gotB = append(gotB, drain(t, onB, 1)...)
+	gotA = append(gotA, drain(t, onA, 1)...)
 
 	cases := []struct {
 		name string
-		sub  *Subscription
+		got  []Event
 		want []string
 	}{
-		{"replica a", onA, []string{TypeSiteUpdated, TypeHostUpdated, TypeSiteDeleted}},
-		{"replica b", onB, []string{TypeSiteDeleted, TypeSiteUpdated, TypeHostUpdated}},
+		{"replica a", gotA, []string{TypeSiteUpdated, TypeHostUpdated, TypeSiteDeleted}},
+		{"replica b", gotB, []string{TypeSiteUpdated, TypeHostUpdated, TypeSiteDeleted}},
 	}
 	for _, tc := range cases {
-		got := drain(t, tc.sub, 3)
-		types := make([]string, 0, len(got))
-		for i, e := range got {
+		types := make([]string, 0, len(tc.got))
+		for i, e := range tc.got {
 			types = append(types, e.Type)
 			if i > 0 {
-				require.Equal(t, got[i-1].Seq+1, e.Seq, "%s: seq increases by one", tc.name)
+				require.Equal(t, tc.got[i-1].Seq+1, e.Seq, "%s: seq increases by one", tc.name)
 			}
 		}
-		require.ElementsMatch(t, tc.want, types, tc.name)
-		for _, e := range got {
+		require.Equal(t, tc.want, types, tc.name)
+		for _, e := range tc.got {
 			switch e.Type {
 			case TypeSiteUpdated:
 				s, ok := e.Object.(store.Site)
@@ -94,11 +101,40 @@ func TestRelayCarriesEventsToOtherReplicas(t *testing.T) {
 				require.True(t, ok, "%s: host object is %T", tc.name, e.Object)
 				require.JSONEq(t, `{"cpu_percent":12.5}`, string(p.Usage), tc.name)
 				require.True(t, p.Online, tc.name)
+			case TypeSiteDeleted:
+				s, ok := e.Object.(store.Site)
+				require.True(t, ok, "%s: deleted site object is %T", tc.name, e.Object)
+				require.Equal(t, site.ID, s.ID, tc.name)
 			}
 		}
 	}
 	// Nothing is echoed back to the replica it came from.
 	requireNothing(t, onA)
+	requireNothing(t, onB)
+}
+
+// An update whose object is gone by the time another replica re-reads it
+// is not published there: the delete that removed it is (or will be) in
+// that replica's stream, and an update after it would bring the object
+// back to life in its clients.
+func TestRelayDropsUpdateOfObjectGone(t *testing.T) {
+	t.Parallel()
+	a, b, raw, tenant := twoReplicas(t)
+	onB, _, _ := b.b.Subscribe(tenant, 0)
+	defer onB.Close()
+
+	site := store.Site{ID: store.NewID(), TenantID: tenant, Name: "gone", CreatedAt: clock, UpdatedAt: clock}
+	require.NoError(t, raw.CreateSite(t.Context(), site))
+	require.NoError(t, raw.DeleteSite(t.Context(), tenant, site.ID))
+	a.b.Publish(Event{Type: TypeSiteUpdated, TenantID: tenant, ID: site.ID, At: clock, Object: site})
+	// The bus delivers in order, so the patch arriving on b means the
+	// site's notice was handled before it.
+	patch := HostPatch{ID: store.NewID(), TenantID: tenant, AgentID: store.NewID(), Online: true, LastSeenAt: clock}
+	a.b.Publish(Event{Type: TypeHostUpdated, TenantID: tenant, ID: patch.ID, At: clock, Object: patch})
+
+	got := drain(t, onB, 1)
+	require.Equal(t, TypeHostUpdated, got[0].Type)
+	require.Equal(t, patch.ID, got[0].ID)
 	requireNothing(t, onB)
 }
 
