@@ -266,6 +266,7 @@ func (h *Hub) forEachSession(fn func(*session)) {
 
 // revokeLocal closes the agent's session on this hub, if any.
 func (h *Hub) revokeLocal(agentID uuid.UUID) {
+	h.revoked.Store(agentID, h.now())
 	s := h.lookup(agentID)
 	if s == nil {
 		return

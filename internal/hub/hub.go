@@ -201,6 +201,10 @@ type Hub struct {
 	log     *slog.Logger
 	store   store.Store
 	metrics *metrics
+	// revoked remembers recent revocations (agent id → time) so a session
+	// whose handshake passed the store's revocation check just before the
+	// revoke, and registers just after it, is closed too.
+	revoked sync.Map
 	// bus links replicas (nil: a lone hub); node tells this hub's own
 	// notices apart from other replicas'.
 	bus  notify.Bus
@@ -338,6 +342,7 @@ func (h *Hub) sweep(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		h.forgetRevocations(h.now().Add(-revokedMemory))
 		cutoff := h.now().Add(-h.opts.OfflineAfter)
 		agents, err := h.store.MarkStaleAgentsOffline(ctx, cutoff)
 		if err != nil {
@@ -393,6 +398,15 @@ func (h *Hub) register(s *session) bool {
 			h.log.Info("closing stale agent session: a newer one is live", logKeyAgent, s.id.AgentID)
 		}
 		s.kill(agentproto.CloseReplaced, agentproto.CloseReplacedReason, nil)
+		return false
+	}
+	// Revoke records the agent before it looks its session up (under this
+	// shard lock), and the check below runs under the same lock before the
+	// insert: a revocation racing this handshake always closes one of them.
+	if _, ok := h.revoked.Load(s.id.AgentID); ok {
+		sh.mu.Unlock()
+		s.kill(agentproto.CloseRevoked, agentproto.CloseRevokedReason,
+			&agentproto.Revoked{Reason: "agent identity revoked by an operator"})
 		return false
 	}
 	sh.m[s.id.AgentID] = s
@@ -458,4 +472,19 @@ func (h *Hub) Revoke(agentID uuid.UUID) {
 	if h.bus != nil {
 		h.publish(TopicAgentRevoke, revokeNotice{Origin: h.node, AgentID: agentID})
 	}
+}
+
+// revokedMemory is how long a revocation is remembered in memory: far
+// longer than any handshake in flight, after which the store's revoked
+// flag refuses the agent at the handshake.
+const revokedMemory = 10 * time.Minute
+
+// forgetRevocations drops in-memory revocations recorded before cutoff.
+func (h *Hub) forgetRevocations(cutoff time.Time) {
+	h.revoked.Range(func(k, v any) bool {
+		if v.(time.Time).Before(cutoff) {
+			h.revoked.Delete(k)
+		}
+		return true
+	})
 }

@@ -353,6 +353,32 @@ func TestRevokeClosesSessionAndRefusesHandshake(t *testing.T) {
 	require.Contains(t, r.body, `"code":"agent_revoked"`)
 }
 
+// TestRevokeRacingHandshakeClosesSession covers a revocation that lands
+// after a handshake passed the store's revocation check but before its
+// session registered: the hub must still close that session. The store
+// is left unrevoked here, which is exactly what the racing handshake saw.
+func TestRevokeRacingHandshakeClosesSession(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	a := e.enroll()
+	e.hub.Revoke(a.id) // no session yet: only remembered
+	c := e.dial(a)
+	c.send(agentproto.TypeHello, "", helloMsg())
+	for {
+		env, err := c.recv()
+		if err != nil {
+			break
+		}
+		if env.Type == agentproto.TypeRevoked {
+			break
+		}
+		require.Equal(t, agentproto.TypeHelloAck, env.Type, "only hello_ack may precede revoked: %s", env.Data)
+	}
+	require.Equal(t, agentproto.CloseRevoked, c.closed())
+	require.False(t, e.hub.Online(a.id))
+	require.Equal(t, 0, e.hub.Sessions())
+}
+
 func TestCertRenewalKeepsSessionAndSupersedesOldSerial(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
