@@ -233,6 +233,18 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 	stream(t, func(ctx context.Context) error { return onB.Events(ctx, 0, events.add) })
 
 	ag := dial(t, a, id)
+	// hello_ack precedes the store work (the batched heartbeat path marks
+	// the host online shortly after): wait until B sees the host online.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		h, err := onB.GetHost(ctx, id.Info.HostID)
+		require.NoError(t, err)
+		if h.Online {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "host never came online")
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	// A plan created through B reaches the session on A.
 	start := true
