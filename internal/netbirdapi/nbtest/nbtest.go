@@ -465,7 +465,9 @@ func (s *Server) handle(route string, params map[string]string, body map[string]
 		return http.StatusOK, map[string]any{}, ""
 	}
 	s.errorf("stand-in: %s is in the spec but the client should not call it", route)
-	return http.StatusNotImplemented, nil, "not implemented by the stand-in"
+	// Recorded above as a test failure: the client called a route it has
+	// no business calling, so the stand-in refuses it loudly.
+	return http.StatusNotImplemented, nil, "route outside what the nkudo client may call"
 }
 
 func keyObj(k *key, clear bool) map[string]any {
