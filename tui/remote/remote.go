@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,6 +34,11 @@ type Source struct {
 
 	mu    sync.Mutex // guards the following
 	hosts map[uuid.UUID]client.Host
+	// journals holds one journal per host listing in flight: the host
+	// events received meanwhile, by host, replayed onto the listed hosts
+	// when the listing ends. Its reads may predate them, and a patch
+	// only repeats what changed, so dropping one loses it for good.
+	journals []*hostJournal
 	// watch is the running subscription's connection tracker; a Source
 	// serves one subscription at a time (the console builds a new Source
 	// per context), and a second Subscribe takes the reports over.
@@ -133,14 +139,40 @@ func (s *Source) Sites(ctx context.Context) ([]data.Site, error) {
 }
 
 // Hosts implements data.Source. The listing also seeds the cache partial
-// host.updated events are merged onto.
+// host.updated events are merged onto; the events received while it ran
+// are merged onto what it read, so neither an older listing nor an event
+// it raced with is lost.
 func (s *Source) Hosts(ctx context.Context) ([]data.Host, error) {
-	return collect(ctx, "listing hosts", s.c.AllHosts(ctx, client.Filter{}), func(h client.Host) data.Host {
-		s.mu.Lock()
+	j := &hostJournal{byHost: map[uuid.UUID][]client.Event{}}
+	s.mu.Lock()
+	s.journals = append(s.journals, j)
+	s.mu.Unlock()
+	listed, err := collect(ctx, "listing hosts", s.c.AllHosts(ctx, client.Filter{}), func(h client.Host) client.Host { return h })
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.journals = slices.DeleteFunc(s.journals, func(o *hostJournal) bool { return o == j })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]data.Host, 0, len(listed))
+	for _, h := range listed {
+		for _, ev := range j.byHost[h.ID] {
+			// Each event decoded once already; were one to fail now,
+			// the listed fields would simply stay.
+			if merged, err := ev.UpdateHost(h); err == nil {
+				h = merged
+			}
+		}
 		s.hosts[h.ID] = h
-		s.mu.Unlock()
-		return convHost(h)
-	})
+		out = append(out, convHost(h))
+	}
+	return out, nil
+}
+
+// hostJournal is the host events received during one listing.
+type hostJournal struct {
+	byHost map[uuid.UUID][]client.Event
 }
 
 // VMs implements data.Source.
@@ -326,12 +358,28 @@ func (s *Source) convEvent(ev client.Event) (data.Event, bool) {
 		return resync, true
 	case client.EventHostUpdated:
 		s.mu.Lock()
-		h, err := ev.UpdateHost(s.hosts[ev.ID])
+		cached, known := s.hosts[ev.ID]
+		h, err := ev.UpdateHost(cached)
+		listing := len(s.journals) > 0
 		if err == nil {
+			for _, j := range s.journals {
+				j.byHost[ev.ID] = append(j.byHost[ev.ID], ev)
+			}
+		}
+		if err == nil && (known || h.SiteID != uuid.Nil) {
 			s.hosts[h.ID] = h
 		}
 		s.mu.Unlock()
-		if err != nil {
+		switch {
+		case err != nil:
+			return resync, true
+		case !known && h.SiteID == uuid.Nil && listing:
+			// A patch of a host not listed yet: the listing in flight
+			// shows it, with this patch merged in.
+			return data.Event{}, false
+		case !known && h.SiteID == uuid.Nil:
+			// A patch of a host never seen whole (its creation came
+			// before the stream): only a listing can show it.
 			return resync, true
 		}
 		dh := convHost(h)

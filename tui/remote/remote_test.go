@@ -37,11 +37,15 @@ type fakeAPI struct {
 	chunks chan string
 	drop   chan struct{}
 
-	mu       sync.Mutex // guards the following
-	status   int
-	consoles int
-	lastIDs  []string
-	requests []string
+	mu     sync.Mutex // guards the following
+	status int
+	// holdHosts, when set, holds the next host listing after it read
+	// (the answer is fixed) until the channel is closed; hostsHeld is
+	// closed then.
+	holdHosts, hostsHeld chan struct{}
+	consoles  int
+	lastIDs   []string
+	requests  []string
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
@@ -57,6 +61,14 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		writeJSON(w, 200, map[string]any{"items": []any{map[string]any{"id": siteID, "name": "edge-ams"}}, "next_cursor": ""})
 	})
 	mux.HandleFunc("GET /v1/hosts", func(w http.ResponseWriter, _ *http.Request) {
+		f.mu.Lock()
+		hold, held := f.holdHosts, f.hostsHeld
+		f.holdHosts = nil
+		f.mu.Unlock()
+		if hold != nil {
+			close(held)
+			<-hold
+		}
 		writeJSON(w, 200, map[string]any{"items": []any{map[string]any{
 			"id": hostID, "site_id": siteID, "hostname": "ams-01", "online": true,
 			"facts":   map[string]any{"memory_total_bytes": 8 << 30, "hypervisor": map[string]any{"kind": "sim", "simulated": true}},
@@ -322,4 +334,99 @@ func TestFollowConsoleCutsLinesAcrossReconnects(t *testing.T) {
 	require.ErrorIs(t, b.Err, client.ErrConflict)
 	_, open := <-ch
 	require.False(t, open)
+}
+
+// TestHostPatchesRacingAListing covers host.updated patches against the
+// listing they merge onto: a patch received while a listing is in flight
+// (whose reads may predate it) must survive the listing, and a patch of a
+// host never seen whole must not show a host made of the patch alone.
+func TestHostPatchesRacingAListing(t *testing.T) {
+	t.Parallel()
+	netbirdPatch := map[string]any{"id": hostID, "online": true, "netbird": map[string]any{"state": "connected", "ip": "100.64.0.7"}}
+	usagePatch := map[string]any{"id": hostID, "online": true, "usage": map[string]any{"cpu_percent": 12.5}}
+	for _, tc := range []struct {
+		name string
+		// listed: the host was listed before the patch arrives.
+		listed bool
+		// during: the patch arrives while a listing is in flight.
+		during bool
+		// want is what the patch turns into at once: a host event, a
+		// resync, or nothing (the listing in flight carries it).
+		want data.EventType
+	}{
+		{name: "patch of a listed host", listed: true, want: data.EventHostUpdated},
+		{name: "patch of a listed host during a re-list", listed: true, during: true, want: data.EventHostUpdated},
+		{name: "patch of an unknown host during the first listing", during: true},
+		{name: "patch of a host never listed", want: data.EventResync},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			api := newFakeAPI(t)
+			src := api.source(t)
+			ctx := t.Context()
+			if tc.listed {
+				_, err := src.Hosts(ctx)
+				require.NoError(t, err)
+			}
+			hold, held := make(chan struct{}), make(chan struct{})
+			var release sync.Once
+			t.Cleanup(func() { release.Do(func() { close(hold) }) })
+			type listing struct {
+				hosts []data.Host
+				err   error
+			}
+			listed := make(chan listing, 1)
+			if tc.during {
+				api.mu.Lock()
+				api.holdHosts, api.hostsHeld = hold, held
+				api.mu.Unlock()
+				go func() {
+					hosts, err := src.Hosts(ctx)
+					listed <- listing{hosts, err}
+				}()
+				<-held
+			}
+
+			ev, ok := src.convEvent(hostEvent(t, 1, netbirdPatch))
+			if tc.want == "" {
+				require.False(t, ok, "nothing to show before the listing ends")
+			} else {
+				require.True(t, ok)
+				require.Equal(t, tc.want, ev.Type)
+			}
+			if ev.Type == data.EventHostUpdated {
+				require.Equal(t, "ams-01", ev.Host.Hostname, "the patch keeps the listed fields")
+				require.Equal(t, "100.64.0.7", ev.Host.NetBird.IP)
+			}
+			if tc.during {
+				// The listing read before the patch; what it returns
+				// and caches has the patch merged in.
+				release.Do(func() { close(hold) })
+				l := <-listed
+				require.NoError(t, l.err)
+				require.Len(t, l.hosts, 1)
+				require.Equal(t, "100.64.0.7", l.hosts[0].NetBird.IP, "the listing keeps the patch it raced with")
+			}
+			if tc.want == data.EventResync {
+				return
+			}
+			// A later heartbeat repeats nothing of the patch; the host
+			// keeps it.
+			ev, ok = src.convEvent(hostEvent(t, 2, usagePatch))
+			require.True(t, ok)
+			require.Equal(t, data.EventHostUpdated, ev.Type)
+			require.Equal(t, "100.64.0.7", ev.Host.NetBird.IP)
+			require.True(t, ev.Host.Simulated, "facts from the listing stay")
+			require.Equal(t, 12.5, ev.Host.Usage.CPUPercent)
+		})
+	}
+}
+
+// hostEvent is a host.updated event as the client decodes it off the
+// stream.
+func hostEvent(t *testing.T, seq uint64, obj any) client.Event {
+	t.Helper()
+	b, err := json.Marshal(obj)
+	require.NoError(t, err)
+	return client.Event{Seq: seq, Type: client.EventHostUpdated, ID: hostID, Object: b}
 }
