@@ -43,9 +43,9 @@ type fakeAPI struct {
 	// (the answer is fixed) until the channel is closed; hostsHeld is
 	// closed then.
 	holdHosts, hostsHeld chan struct{}
-	consoles  int
-	lastIDs   []string
-	requests  []string
+	consoles             int
+	lastIDs              []string
+	requests             []string
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
