@@ -261,12 +261,62 @@ func TestNetBirdExpiredUnusedTokenKeyRevoked(t *testing.T) {
 			}
 		}
 		// Eventually polls on its own goroutine: no require in here.
-		left, err := e.store.TokensWithStaleSetupKeys(context.Background(), time.Now().Add(2*time.Hour), 10)
+		left, err := e.store.TokensWithStaleSetupKeys(context.Background(), time.Now().Add(2*time.Hour), time.Now().Add(2*time.Hour), 10)
 		return err == nil && n == 1 && len(left) == 0
 	}, 10*time.Second, 10*time.Millisecond, "the expired token's key is revoked and forgotten")
 	n, err := sweeper.Sweep(context.Background())
 	require.NoError(t, err)
 	require.Zero(t, n, "the used token's key is never revoked")
+}
+
+// TestNetBirdPartlyUsedTokenKeyKeptForJoin: a host enrolled with a
+// multi-use token just before it expired still needs the token's setup key
+// to join the mesh; the key admits more peers, so it is revoked, but only
+// mesh.JoinGrace after the expiry.
+func TestNetBirdPartlyUsedTokenKeyKeptForJoin(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		afterExpiry time.Duration
+		revoked     bool
+	}{
+		{"just expired", time.Minute, false},
+		{"within the grace", mesh.JoinGrace - time.Minute, false},
+		{"past the grace", mesh.JoinGrace + time.Minute, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newNetBirdEnv(t)
+			site := e.netbirdSite("edge-site", true, "edge")
+			var tok struct {
+				Token     string
+				ExpiresAt time.Time `json:"expires_at"`
+			}
+			e.must(http.StatusCreated, req{method: "POST", path: "/v1/sites/" + site.String() + "/enrollment-tokens",
+				key: e.admin, body: map[string]any{"max_uses": 3, "ttl": "10m"}}).json(t, &tok)
+			require.False(t, tok.ExpiresAt.IsZero())
+			csr, _ := newCSR(t)
+			e.must(http.StatusCreated, req{method: "POST", path: "/v1/enroll",
+				body: map[string]string{"token": tok.Token, "csr": string(csr), "hostname": "edge-1"}})
+
+			sweeper, err := mesh.New(mesh.Options{Client: e.client, Store: e.store,
+				Now: func() time.Time { return tok.ExpiresAt.Add(tc.afterExpiry) }})
+			require.NoError(t, err)
+			n, err := sweeper.Sweep(context.Background())
+			require.NoError(t, err)
+			keys := e.nb.SetupKeys()
+			require.Len(t, keys, 1)
+			for _, k := range keys {
+				require.Equal(t, 3, k.UsageLimit)
+				require.Equal(t, tc.revoked, k.Revoked, "revoked past the grace only: before it, the host enrolled can still join")
+			}
+			if tc.revoked {
+				require.Equal(t, 1, n)
+			} else {
+				require.Zero(t, n)
+			}
+		})
+	}
 }
 
 func TestNetBirdRevokeDeletesPeer(t *testing.T) {

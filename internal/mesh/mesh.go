@@ -39,6 +39,11 @@ const (
 	DefaultPeerRefresh = time.Minute
 	// DefaultSweepInterval is how often expired tokens' keys are revoked.
 	DefaultSweepInterval = time.Minute
+	// JoinGrace is how long after a partly used token expired its setup
+	// key stays valid: a host enrolled just before the expiry runs
+	// `netbird up` moments later, or once NetBird is installed on it.
+	// Never-used tokens' keys are revoked at expiry.
+	JoinGrace = time.Hour
 	// sweepBatch bounds one sweep's store read; a longer backlog is taken
 	// in the following rounds.
 	sweepBatch = 100
@@ -321,10 +326,12 @@ func (m *Mesh) RefreshPeers(ctx context.Context) (int, error) {
 
 // Sweep revokes the setup keys of enrollment tokens that expired with uses
 // left (unused, or a multi-use token partly used, whose key would admit
-// more peers) and forgets them, returning how many it revoked. It stops at
-// the first NetBird failure so the caller can back off.
+// more peers: JoinGrace after its expiry) and forgets them, returning how
+// many it revoked. It stops at the first NetBird failure so the caller can
+// back off.
 func (m *Mesh) Sweep(ctx context.Context) (int, error) {
-	toks, err := m.o.Store.TokensWithStaleSetupKeys(ctx, m.now().UTC(), sweepBatch)
+	now := m.now().UTC()
+	toks, err := m.o.Store.TokensWithStaleSetupKeys(ctx, now, now.Add(-JoinGrace), sweepBatch)
 	if err != nil {
 		return 0, fmt.Errorf("sweeping expired setup keys: %w", err)
 	}

@@ -397,14 +397,16 @@ type Store interface {
 	// used up; a token valid here may still be used up by the time it is
 	// consumed.
 	EnrollmentTokenByHash(ctx context.Context, hash []byte, now time.Time) (EnrollmentToken, error)
-	// TokensWithStaleSetupKeys lists tokens expired before now whose NetBird
-	// setup key is still to revoke: the key id is set and the token has
-	// uses left, whatever its use count. A key is minted with usage_limit
-	// = max_uses, so a partly used token's key admits more peers until
-	// revoked; a used-up token's key admits none (every enrolled host
-	// spent a use) and is left alone, since its last host may not have
-	// joined yet. Oldest expiry first; ClearTokenSetupKey forgets the key.
-	TokensWithStaleSetupKeys(ctx context.Context, now time.Time, limit int) ([]EnrollmentToken, error)
+	// TokensWithStaleSetupKeys lists tokens whose NetBird setup key is
+	// still to revoke: the key id is set, the token has uses left, and it
+	// expired before unusedBefore when never used, before usedBefore when
+	// partly used. A key is minted with usage_limit = max_uses, so a
+	// partly used token's key admits more peers until revoked; but a host
+	// enrolled just before the expiry may not have joined yet, hence the
+	// later cutoff. A used-up token's key admits none (every enrolled
+	// host spent a use) and is left alone. Oldest expiry first;
+	// ClearTokenSetupKey forgets the key.
+	TokensWithStaleSetupKeys(ctx context.Context, unusedBefore, usedBefore time.Time, limit int) ([]EnrollmentToken, error)
 	ClearTokenSetupKey(ctx context.Context, id uuid.UUID) error
 
 	// GetAgent is not tenant-scoped: the agent channel looks agents up by

@@ -191,10 +191,9 @@ func (s *Store) CreateEnrollmentToken(ctx context.Context, t store.EnrollmentTok
 	return nil
 }
 
-// TokensWithStaleSetupKeys lists tokens expired before now, with uses left,
-// that still hold a NetBird setup key, oldest expiry first.
-func (s *Store) TokensWithStaleSetupKeys(ctx context.Context, now time.Time, limit int) ([]store.EnrollmentToken, error) {
-	rows, err := s.r.QueryContext(ctx, qTokensWithStaleSetupKeys, micros(now), pageLimit(limit))
+// TokensWithStaleSetupKeys implements store.Store.
+func (s *Store) TokensWithStaleSetupKeys(ctx context.Context, unusedBefore, usedBefore time.Time, limit int) ([]store.EnrollmentToken, error) {
+	rows, err := s.r.QueryContext(ctx, qTokensWithStaleSetupKeys, micros(unusedBefore), micros(usedBefore), pageLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("listing expired enrollment tokens: %w", translate(err))
 	}

@@ -377,24 +377,37 @@ func testTokensWithStaleSetupKeys(t *testing.T, f *fixture) {
 	mkUses(base.Add(time.Minute), "sk-multi-used-up", 2, 2)
 	mkUses(base.Add(2*time.Hour), "sk-multi-valid", 3, 1) // partly used, not expired yet
 
-	got, err := f.s.TokensWithStaleSetupKeys(f.ctx, now, 10)
-	require.NoError(t, err)
-	require.Equal(t, []uuid.UUID{first.ID, second.ID, partly.ID}, ids(got, func(t store.EnrollmentToken) uuid.UUID { return t.ID }),
-		"oldest expiry first")
-	for _, tok := range got {
-		require.NotEmpty(t, tok.NetBirdSetupKeyID)
-		require.Equal(t, site.ID, tok.SiteID)
+	tokenIDs := func(toks []store.EnrollmentToken) []uuid.UUID {
+		return ids(toks, func(t store.EnrollmentToken) uuid.UUID { return t.ID })
+	}
+	for _, tc := range []struct {
+		name       string
+		usedBefore time.Time
+		want       []uuid.UUID
+	}{
+		// A host enrolled with the partly used token just before it
+		// expired may not have joined yet: its key waits for usedBefore.
+		{"partly used token within its grace", base, []uuid.UUID{first.ID, second.ID}},
+		{"partly used token past its grace", now, []uuid.UUID{first.ID, second.ID, partly.ID}},
+	} {
+		got, err := f.s.TokensWithStaleSetupKeys(f.ctx, now, tc.usedBefore, 10)
+		require.NoError(t, err, tc.name)
+		require.Equal(t, tc.want, tokenIDs(got), "%s: oldest expiry first", tc.name)
+		for _, tok := range got {
+			require.NotEmpty(t, tok.NetBirdSetupKeyID)
+			require.Equal(t, site.ID, tok.SiteID)
+		}
 	}
 
-	limited, err := f.s.TokensWithStaleSetupKeys(f.ctx, now, 1)
+	limited, err := f.s.TokensWithStaleSetupKeys(f.ctx, now, now, 1)
 	require.NoError(t, err)
 	require.Len(t, limited, 1)
 
 	require.NoError(t, f.s.ClearTokenSetupKey(f.ctx, first.ID))
 	require.NoError(t, f.s.ClearTokenSetupKey(f.ctx, partly.ID))
-	got, err = f.s.TokensWithStaleSetupKeys(f.ctx, now, 10)
+	got, err := f.s.TokensWithStaleSetupKeys(f.ctx, now, now, 10)
 	require.NoError(t, err)
-	require.Equal(t, []uuid.UUID{second.ID}, ids(got, func(t store.EnrollmentToken) uuid.UUID { return t.ID }))
+	require.Equal(t, []uuid.UUID{second.ID}, tokenIDs(got))
 }
 
 func testAgents(t *testing.T, f *fixture) {
@@ -1205,12 +1218,12 @@ func testTokenSetupKeySealed(t *testing.T, f *fixture) {
 
 	expired := mk(sealed, "sk-sealed", base.Add(time.Minute))
 	now := base.Add(time.Hour)
-	got, err := f.s.TokensWithStaleSetupKeys(f.ctx, now, 10)
+	got, err := f.s.TokensWithStaleSetupKeys(f.ctx, now, now, 10)
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	require.Equal(t, sealed, got[0].NetBirdSetupKeySealed)
 	require.NoError(t, f.s.ClearTokenSetupKey(f.ctx, expired.ID))
-	got, err = f.s.TokensWithStaleSetupKeys(f.ctx, now, 10)
+	got, err = f.s.TokensWithStaleSetupKeys(f.ctx, now, now, 10)
 	require.NoError(t, err)
 	require.Empty(t, got)
 }
