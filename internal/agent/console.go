@@ -52,10 +52,21 @@ type consoleTails struct {
 	mu     sync.Mutex // guards the following
 	m      map[uuid.UUID]context.CancelFunc
 	closed bool // set by wait: no tail starts after it
+	// snapshotMarker: the server takes the end-of-snapshot marker (its
+	// hello_ack said so).
+	snapshotMarker bool
 }
 
 func newConsoleTails(dir string, send func(context.Context, agentproto.ConsoleData) error) *consoleTails {
 	return &consoleTails{dir: dir, send: send, m: make(map[uuid.UUID]context.CancelFunc)}
+}
+
+// serverCapability sets what the tails may send from the server's
+// hello_ack capability version.
+func (t *consoleTails) serverCapability(v int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.snapshotMarker = v >= agentproto.CapabilityConsoleSnapshotDone
 }
 
 // start begins a tail; a duplicate stream id or one tail too many is
@@ -79,10 +90,11 @@ func (t *consoleTails) start(ctx context.Context, m agentproto.ConsoleStart) err
 	tctx, cancel := context.WithCancel(ctx)
 	t.m[m.StreamID] = cancel
 	path := filepath.Join(t.dir, m.VMID.String(), ConsoleLogName)
+	marker := t.snapshotMarker
 	t.wg.Go(func() {
 		defer t.stop(m.StreamID)
 		tail := &consoleTail{path: path, vm: m.VMID, stream: m.StreamID, send: t.send,
-			lim: rate.NewLimiter(consoleRate, consoleBurst)}
+			lim: rate.NewLimiter(consoleRate, consoleBurst), marker: marker}
 		_ = tail.run(tctx)
 	})
 	return nil
@@ -114,34 +126,45 @@ type consoleTail struct {
 	vm, stream uuid.UUID
 	send       func(ctx context.Context, m agentproto.ConsoleData) error
 	lim        *rate.Limiter
+	// marker: the server takes the end-of-snapshot marker.
+	marker bool
 
 	f   *os.File
 	off int64
 }
 
-// run sends the snapshot, then new output, until ctx ends or a send
-// fails. A log that does not exist yet is waited for; a log that is
-// truncated or replaced (the VM was re-created) is followed from its start.
+// run sends the snapshot and the marker that ends it, then new output,
+// until ctx ends or a send fails. A log that does not exist yet is waited
+// for (its last bytes are sent when it appears); a log that is truncated
+// or replaced (the VM was re-created) is followed from its start.
 func (c *consoleTail) run(ctx context.Context) error {
 	defer func() {
 		if c.f != nil {
 			c.f.Close()
 		}
 	}()
+	if err := c.step(ctx, true); err != nil {
+		return err
+	}
+	if c.marker {
+		if err := c.send(ctx, agentproto.ConsoleData{VMID: c.vm, StreamID: c.stream, SnapshotDone: true}); err != nil {
+			return err
+		}
+	}
+	snapshot := c.f == nil
 	tick := time.NewTicker(consolePoll)
 	defer tick.Stop()
-	snapshot := true
 	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
 		if err := c.step(ctx, snapshot); err != nil {
 			return err
 		}
 		if c.f != nil {
 			snapshot = false
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
 		}
 	}
 }

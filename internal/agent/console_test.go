@@ -94,3 +94,52 @@ func TestConsoleTail(t *testing.T) {
 	_, err = e.hub.OpenConsole(ta.id, vm)
 	require.ErrorIs(t, err, hub.ErrAgentOffline)
 }
+
+// TestConsoleSnapshotMarker: the agent ends every tail's snapshot with a
+// marker, whatever the log holds, so a one-shot read answers at once; the
+// snapshot's chunks all come before it.
+func TestConsoleSnapshotMarker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ta := e.enroll(time.Hour)
+	e.start(ta, func(o *agent.Options) { o.RuntimeDir = filepath.Join(ta.stateDir, "runtime") })
+	p, vm := e.createVMPlan(ta)
+	wait(t, "plan to succeed", func() bool { return e.planStatus(p.ID) == store.StatusSucceeded })
+	logPath := filepath.Join(ta.stateDir, "runtime", vm.String(), agent.ConsoleLogName)
+
+	for _, tc := range []struct {
+		name string
+		// log is the console log's content; nil: no log file.
+		log  []byte
+		want string
+	}{
+		{name: "log with output", log: []byte("boot\nlogin: "), want: "boot\nlogin: "},
+		{name: "empty log", log: []byte{}, want: ""},
+		{name: "no log yet", want: ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, os.RemoveAll(logPath))
+			if tc.log != nil {
+				require.NoError(t, os.WriteFile(logPath, tc.log, 0o600))
+			}
+			cs, err := e.hub.OpenConsole(ta.id, vm)
+			require.NoError(t, err)
+			defer cs.Close()
+			select {
+			case <-cs.Snapshot():
+			case <-time.After(15 * time.Second):
+				t.Fatal("no end-of-snapshot marker within 15s")
+			}
+			var got []byte
+			for len(cs.C()) > 0 {
+				got = append(got, <-cs.C()...)
+			}
+			require.Equal(t, tc.want, string(got), "the snapshot, all delivered before the marker")
+			if tc.log == nil {
+				// A log that appears later is followed.
+				require.NoError(t, os.WriteFile(logPath, []byte("late boot\n"), 0o600))
+				recvUntil(t, cs, []byte("late boot"))
+			}
+		})
+	}
+}

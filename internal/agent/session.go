@@ -312,6 +312,7 @@ func (s *session) hello(ctx context.Context) (agentproto.HelloAck, error) {
 		return agentproto.HelloAck{}, fmt.Errorf("hello_ack names agent %s", ack.AgentID)
 	}
 	s.limits = ack.Limits
+	s.consoles.serverCapability(ack.CapabilityVersion)
 	return ack, nil
 }
 

@@ -361,6 +361,11 @@ type ConsoleData struct {
 	StreamID uuid.UUID `json:"stream_id"`
 	// Data is raw console bytes (base64 on the wire).
 	Data []byte `json:"data"`
+	// SnapshotDone marks the message that follows the snapshot (the log's
+	// last bytes when the tail started, possibly none: the log may be
+	// empty or not exist yet), so a one-shot read ends at once instead
+	// of waiting for output. It carries no data.
+	SnapshotDone bool `json:"snapshot_done,omitempty"`
 }
 
 // MessageType returns TypeConsoleData.
@@ -374,7 +379,12 @@ func (m ConsoleData) Validate() error {
 	if err := checkID("stream_id", m.StreamID); err != nil {
 		return err
 	}
-	if len(m.Data) == 0 {
+	switch {
+	case m.SnapshotDone && len(m.Data) > 0:
+		return fmt.Errorf("data: the snapshot_done marker carries no data: %w", ErrInvalid)
+	case m.SnapshotDone:
+		return nil
+	case len(m.Data) == 0:
 		return fmt.Errorf("data: empty chunk: %w", ErrInvalid)
 	}
 	return checkCount("data bytes", len(m.Data), MaxConsoleChunkBytes)

@@ -185,6 +185,9 @@ func TestValidateFailures(t *testing.T) {
 		{"plan_ack nil", func() agentproto.Message { return agentproto.PlanAck{} }},
 		{"console_data nil stream", func() agentproto.Message { return agentproto.ConsoleData{VMID: idA, Data: []byte("x")} }},
 		{"console_data empty", func() agentproto.Message { return agentproto.ConsoleData{VMID: idA, StreamID: idB} }},
+		{"console_data marker with data", func() agentproto.Message {
+			return agentproto.ConsoleData{VMID: idA, StreamID: idB, Data: []byte("x"), SnapshotDone: true}
+		}},
 		{"console_data too big", func() agentproto.Message {
 			return agentproto.ConsoleData{VMID: idA, StreamID: idB, Data: make([]byte, agentproto.MaxConsoleChunkBytes+1)}
 		}},

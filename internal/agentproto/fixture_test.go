@@ -183,6 +183,7 @@ func validMessages(tb testing.TB) []struct {
 		{"cert_renew", agentproto.CertRenew{CSR: p.csr}},
 		{"plan_ack", agentproto.PlanAck{PlanID: idA}},
 		{"console_data", agentproto.ConsoleData{VMID: idA, StreamID: idB, Data: []byte("login: \x1b[0m\x00\xff")}},
+		{"console_data snapshot_done", agentproto.ConsoleData{VMID: idA, StreamID: idB, SnapshotDone: true}},
 		{"hello_ack", helloAck()},
 		{"plan", plan()},
 		{"result_ack", agentproto.ResultAck{ActionID: idB}},

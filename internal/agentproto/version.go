@@ -13,7 +13,13 @@ const Subprotocol = "nkudo.agent.v1"
 // History:
 //
 //	1: 2026-11-27: initial protocol: hello, heartbeat, plans, results, logs, cert renewal, console tail
-const CapabilityVersion = 1
+//	2: 2026-11-28: console_data snapshot_done marker (CapabilityConsoleSnapshotDone)
+const CapabilityVersion = 2
+
+// CapabilityConsoleSnapshotDone is the first capability whose server
+// accepts console_data's snapshot_done marker; an agent sends it only to
+// such a server (an older one refuses a chunk without data).
+const CapabilityConsoleSnapshotDone = 2
 
 // MinCapabilityVersion is the oldest agent capability the server accepts.
 const MinCapabilityVersion = 1

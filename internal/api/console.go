@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/kubedoio/n-kudo/internal/agentproto"
 	"github.com/kubedoio/n-kudo/internal/hub"
 	"github.com/kubedoio/n-kudo/internal/store"
 )
@@ -89,23 +91,65 @@ func (a *API) vmConsole(c *gin.Context) {
 		return
 	}
 
-	var snapshot []byte
-	wait := time.NewTimer(consoleSnapshotWait)
-	defer wait.Stop()
-	select {
-	case <-ctx.Done():
-		return
-	case <-a.streamsDone:
-	case <-wait.C:
-	case chunk, ok := <-stream.C():
-		if !ok && stream.Err() != nil {
+	snapshot, err := readSnapshot(ctx, stream, a.streamsDone)
+	if err != nil {
+		if ctx.Err() == nil {
 			a.writeError(c, hostOffline(host))
-			return
 		}
-		snapshot = chunk
+		return
 	}
 	c.Header("Cache-Control", "no-cache")
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", snapshot)
+}
+
+// readSnapshot collects a console stream's snapshot: the chunks the agent
+// sent before its end-of-snapshot marker, at most the last
+// agentproto.MaxConsoleChunkBytes. It returns what it has when the marker
+// comes, after consoleSnapshotWait (agents older than the marker), or when
+// the server shuts down; an error when ctx ends or the agent goes away.
+func readSnapshot(ctx context.Context, stream *hub.ConsoleStream, shutdown <-chan struct{}) ([]byte, error) {
+	var snapshot []byte
+	add := func(chunk []byte) {
+		snapshot = append(snapshot, chunk...)
+		if over := len(snapshot) - agentproto.MaxConsoleChunkBytes; over > 0 {
+			snapshot = snapshot[over:]
+		}
+	}
+	wait := time.NewTimer(consoleSnapshotWait)
+	defer wait.Stop()
+	marker := stream.Snapshot()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-shutdown:
+			return snapshot, nil
+		case <-wait.C:
+			return snapshot, nil
+		case <-marker:
+			// Every snapshot chunk was delivered before the marker:
+			// take those already waiting, then answer.
+			for {
+				select {
+				case chunk, ok := <-stream.C():
+					if ok {
+						add(chunk)
+						continue
+					}
+				default:
+				}
+				return snapshot, nil
+			}
+		case chunk, ok := <-stream.C():
+			if !ok {
+				if err := stream.Err(); err != nil {
+					return nil, err
+				}
+				return snapshot, nil
+			}
+			add(chunk)
+		}
+	}
 }
 
 // followConsole relays a console stream as Server-Sent Events until the

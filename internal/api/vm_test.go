@@ -391,7 +391,8 @@ func TestVMConsole(t *testing.T) {
 	path := "/v1/vms/" + vm.String() + "/console"
 	w.wireA.nextOf(agentproto.TypePlan)
 
-	// One-shot: the first chunk the agent sends is the snapshot.
+	// One-shot: the chunks the agent sends before its end-of-snapshot
+	// marker are the answer.
 	type answer struct{ resp response }
 	done := make(chan answer, 1)
 	go func() {
@@ -415,7 +416,9 @@ func TestVMConsole(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, vm, start.VMID)
 	snapshot := []byte("booting\r\nlogin: \xff")
-	w.wireA.send(&agentproto.ConsoleData{VMID: vm, StreamID: start.StreamID, Data: snapshot})
+	w.wireA.send(&agentproto.ConsoleData{VMID: vm, StreamID: start.StreamID, Data: snapshot[:9]})
+	w.wireA.send(&agentproto.ConsoleData{VMID: vm, StreamID: start.StreamID, Data: snapshot[9:]})
+	w.wireA.send(&agentproto.ConsoleData{VMID: vm, StreamID: start.StreamID, SnapshotDone: true})
 	got := <-done
 	require.Equal(t, http.StatusOK, got.resp.status, "%s", got.resp.body)
 	require.Equal(t, snapshot, got.resp.body)

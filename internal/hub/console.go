@@ -28,10 +28,29 @@ type ConsoleStream struct {
 	vmID uuid.UUID
 	id   uuid.UUID
 	c    chan []byte
+	// snapshot is closed when the agent said the snapshot was sent.
+	snapshot chan struct{}
 
-	mu     sync.Mutex // guards the following; held while sending on c
-	closed bool
-	err    error
+	mu           sync.Mutex // guards the following; held while sending on c
+	closed       bool
+	snapshotDone bool
+	err          error
+}
+
+// Snapshot is closed once every chunk of the snapshot (the log's last
+// bytes when the tail started, possibly none) was delivered on C, so a
+// one-shot reader can stop there. Agents older than the marker never
+// close it: wait with a bound.
+func (cs *ConsoleStream) Snapshot() <-chan struct{} { return cs.snapshot }
+
+// snapshotSent closes Snapshot, once.
+func (cs *ConsoleStream) snapshotSent() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if !cs.snapshotDone {
+		cs.snapshotDone = true
+		close(cs.snapshot)
+	}
 }
 
 // ID returns the stream id carried by console_start and console_data.
@@ -147,7 +166,7 @@ func (h *Hub) OpenConsole(agentID, vmID uuid.UUID) (*ConsoleStream, error) {
 	if s == nil {
 		return nil, fmt.Errorf("opening console of vm %s: agent %s: %w", vmID, agentID, ErrAgentOffline)
 	}
-	cs := &ConsoleStream{hub: h, sess: s, vmID: vmID, id: uuid.New(), c: make(chan []byte, ConsoleBufferChunks)}
+	cs := &ConsoleStream{hub: h, sess: s, vmID: vmID, id: uuid.New(), c: make(chan []byte, ConsoleBufferChunks), snapshot: make(chan struct{})}
 	h.consoles.add(cs)
 	if !s.enqueue("", &agentproto.ConsoleStart{VMID: vmID, StreamID: cs.id}) {
 		h.consoles.remove(cs)
@@ -164,6 +183,10 @@ func (h *Hub) OpenConsole(agentID, vmID uuid.UUID) (*ConsoleStream, error) {
 func (s *session) onConsoleData(m agentproto.ConsoleData) {
 	cs := s.hub.consoles.lookup(s, m.StreamID)
 	if cs == nil || cs.vmID != m.VMID {
+		return
+	}
+	if m.SnapshotDone {
+		cs.snapshotSent()
 		return
 	}
 	if cs.deliver(m.Data) {
