@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kubedoio/n-kudo/internal/agent"
@@ -38,18 +39,25 @@ func recvUntil(t *testing.T, cs *hub.ConsoleStream, want []byte) []byte {
 	return got
 }
 
+// bootedVM runs an agent with a runtime directory and a VM it booted, and
+// returns the VM's console log path.
+func bootedVM(t *testing.T) (e *env, ta *testAgent, vm uuid.UUID, logPath string) {
+	t.Helper()
+	e = newEnv(t)
+	ta = e.enroll(time.Hour)
+	e.start(ta, func(o *agent.Options) { o.RuntimeDir = filepath.Join(ta.stateDir, "runtime") })
+	p, vm := e.createVMPlan(ta)
+	wait(t, "plan to succeed", func() bool { return e.planStatus(p.ID) == store.StatusSucceeded })
+	return e, ta, vm, filepath.Join(ta.stateDir, "runtime", vm.String(), agent.ConsoleLogName)
+}
+
 // TestConsoleTail drives console tails through the real hub: the snapshot
 // is the end of the log in one chunk, new output follows, a log replaced
 // by a new one is followed from its start, and the stream ends when the
 // agent goes.
 func TestConsoleTail(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	ta := e.enroll(time.Hour)
-	e.start(ta, func(o *agent.Options) { o.RuntimeDir = filepath.Join(ta.stateDir, "runtime") })
-	p, vm := e.createVMPlan(ta)
-	wait(t, "plan to succeed", func() bool { return e.planStatus(p.ID) == store.StatusSucceeded })
-	logPath := filepath.Join(ta.stateDir, "runtime", vm.String(), agent.ConsoleLogName)
+	e, ta, vm, logPath := bootedVM(t)
 
 	// The sim guest booted: its synthetic console is the snapshot.
 	cs, err := e.hub.OpenConsole(ta.id, vm)
@@ -100,12 +108,7 @@ func TestConsoleTail(t *testing.T) {
 // snapshot's chunks all come before it.
 func TestConsoleSnapshotMarker(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	ta := e.enroll(time.Hour)
-	e.start(ta, func(o *agent.Options) { o.RuntimeDir = filepath.Join(ta.stateDir, "runtime") })
-	p, vm := e.createVMPlan(ta)
-	wait(t, "plan to succeed", func() bool { return e.planStatus(p.ID) == store.StatusSucceeded })
-	logPath := filepath.Join(ta.stateDir, "runtime", vm.String(), agent.ConsoleLogName)
+	e, ta, vm, logPath := bootedVM(t)
 
 	for _, tc := range []struct {
 		name string
