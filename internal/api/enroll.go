@@ -91,7 +91,8 @@ func (a *API) enroll(c *gin.Context) {
 		a.writeError(c, invalidArgument("token is required (at most %d characters)", maxTokenLen))
 		return
 	}
-	if _, err := pki.ValidateCSR([]byte(req.CSR)); err != nil {
+	csr, err := pki.ValidateCSR([]byte(req.CSR))
+	if err != nil {
 		// The pki message names what is wrong with the CSR (size, PEM,
 		// signature, key type) and never echoes its content.
 		a.writeError(c, invalidArgument("csr is invalid: %s", strings.TrimPrefix(err.Error(), pki.ErrBadCSR.Error()+": ")))
@@ -122,7 +123,7 @@ func (a *API) enroll(c *gin.Context) {
 
 	agentID := store.NewID()
 	id := pki.AgentIdentity{TenantID: tok.TenantID, SiteID: tok.SiteID, AgentID: agentID}
-	certPEM, serial, notAfter, err := a.authority.SignAgentCSR([]byte(req.CSR), id, a.agentCertTTL)
+	certPEM, serial, notAfter, err := a.authority.SignAgent(csr, id, a.agentCertTTL)
 	if err != nil {
 		// Nothing was written and the token use is not spent; the failed
 		// event tells an operator why an agent could not enroll.

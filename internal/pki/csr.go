@@ -18,12 +18,16 @@ import (
 // the bound keeps a hostile enrollment request from costing parse time.
 const MaxCSRSize = 16 << 10
 
+// ValidCSR is a CSR that passed ValidateCSR; SignAgent takes it, so the
+// self-signature (the costly part) is checked once per enrollment.
+type ValidCSR struct{ *x509.CertificateRequest }
+
 // ValidateCSR parses a PEM CSR and checks everything SignAgentCSR will:
 // size, a single CERTIFICATE REQUEST block, a valid self-signature and an
 // accepted key type (ECDSA P-256 or P-384, or Ed25519). The API calls it
 // before consuming an enrollment token, so a bad CSR never burns a token.
 // Every failure wraps ErrBadCSR with the reason.
-func ValidateCSR(csrPEM []byte) (*x509.CertificateRequest, error) {
+func ValidateCSR(csrPEM []byte) (*ValidCSR, error) {
 	if len(csrPEM) > MaxCSRSize {
 		return nil, fmt.Errorf("%w: %d bytes exceeds the %d byte limit", ErrBadCSR, len(csrPEM), MaxCSRSize)
 	}
@@ -58,7 +62,7 @@ func ValidateCSR(csrPEM []byte) (*x509.CertificateRequest, error) {
 	default:
 		return nil, fmt.Errorf("%w: %s public key not accepted, want ECDSA P-256/P-384 or Ed25519", ErrBadCSR, csr.PublicKeyAlgorithm)
 	}
-	return csr, nil
+	return &ValidCSR{csr}, nil
 }
 
 // SignAgentCSR issues an agent client certificate for the CSR's public key.
@@ -69,6 +73,18 @@ func ValidateCSR(csrPEM []byte) (*x509.CertificateRequest, error) {
 // is zero), capped at the CA's own expiry. It returns the certificate PEM,
 // its serial number as lowercase hex and its NotAfter.
 func (a *Authority) SignAgentCSR(csrPEM []byte, id AgentIdentity, ttl time.Duration) (certPEM []byte, serial string, notAfter time.Time, err error) {
+	csr, err := ValidateCSR(csrPEM)
+	if err != nil {
+		return nil, "", time.Time{}, fmt.Errorf("signing agent CSR for %s: %w", id.AgentID, err)
+	}
+	return a.SignAgent(csr, id, ttl)
+}
+
+// SignAgent is SignAgentCSR for a CSR already validated.
+func (a *Authority) SignAgent(csr *ValidCSR, id AgentIdentity, ttl time.Duration) (certPEM []byte, serial string, notAfter time.Time, err error) {
+	if csr == nil {
+		return nil, "", time.Time{}, fmt.Errorf("signing agent CSR for %s: %w: none given", id.AgentID, ErrBadCSR)
+	}
 	if err := id.validate(); err != nil {
 		return nil, "", time.Time{}, fmt.Errorf("signing agent CSR: %w", err)
 	}
@@ -77,10 +93,6 @@ func (a *Authority) SignAgentCSR(csrPEM []byte, id AgentIdentity, ttl time.Durat
 	}
 	if ttl == 0 {
 		ttl = DefaultAgentCertTTL
-	}
-	csr, err := ValidateCSR(csrPEM)
-	if err != nil {
-		return nil, "", time.Time{}, fmt.Errorf("signing agent CSR for %s: %w", id.AgentID, err)
 	}
 	now := a.now()
 	if !now.Before(a.caCert.NotAfter) {
