@@ -96,7 +96,8 @@ func TestSignAgentCSRRefusesBadCSR(t *testing.T) {
 		require.ErrorIs(t, err, ErrBadCSR)
 		assert.Nil(t, certPEM)
 		assert.Empty(t, serial)
-	} // SignAgent, the path of a CSR validated earlier, refuses none.
+	}
+	// SignAgent, the path of a CSR validated earlier, refuses none.
 	certPEM, serial, _, err := a.SignAgent(nil, newIdentity(), time.Hour)
 	require.ErrorIs(t, err, ErrBadCSR)
 	assert.Nil(t, certPEM)
