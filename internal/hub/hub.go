@@ -224,6 +224,7 @@ type Hub struct {
 	admit chan struct{}
 
 	heartbeats *heartbeatBatcher
+	plans      *planLookup
 	logs       *logBatcher
 	subs       subscriptions
 	consoles   consoleTable
@@ -268,6 +269,7 @@ func New(opts Options) *Hub {
 		h.shards[i].m = make(map[uuid.UUID]*session)
 	}
 	h.heartbeats = newHeartbeatBatcher(h)
+	h.plans = newPlanLookup(h)
 	h.logs = newLogBatcher(h)
 	h.subs.m = make(map[uuid.UUID]map[*LogSubscription]struct{})
 	h.subs.dropped = h.metrics.subscribersDropped
@@ -286,7 +288,7 @@ func (h *Hub) shardOf(id uuid.UUID) *shard {
 }
 
 // Run owns the hub's background loops: the heartbeat batcher, the log
-// batcher and the offline sweeper. When ctx ends it closes every session
+// batcher, the pending-plans lookup and the offline sweeper. When ctx ends it closes every session
 // with CloseGoingAway, waits for them, flushes what is queued and returns.
 func (h *Hub) Run(ctx context.Context) error {
 	h.lifeMu.Lock()
@@ -303,6 +305,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { h.heartbeats.run(batchCtx) })
 	wg.Go(func() { h.logs.run(batchCtx) })
+	wg.Go(func() { h.plans.run(batchCtx) })
 	wg.Go(func() { h.sweep(ctx) })
 
 	<-ctx.Done()

@@ -485,7 +485,7 @@ func (s *session) onHello(m agentproto.Hello) error {
 		}
 	}
 
-	plans, err := h.store.PendingPlans(s.ctx, s.id.AgentID)
+	plans, err := h.plans.pending(s.ctx, s.id.AgentID)
 	if err != nil {
 		return fmt.Errorf("listing pending plans: %w", err)
 	}

@@ -507,3 +507,35 @@ func TestLivenessTimerPingsAndClosesSilentSessions(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingPlansOfManyHellos: hellos close together share pending-plan
+// queries; each session still gets exactly its agent's plans, in order.
+func TestPendingPlansOfManyHellos(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	type agentPlans struct {
+		a     *agent
+		plans []uuid.UUID
+	}
+	var all []agentPlans
+	for i := range 12 {
+		a := e.enroll()
+		ap := agentPlans{a: a}
+		vm := e.createVM(a, store.VMStopped)
+		for range i % 3 { // 0, 1 or 2 plans
+			ap.plans = append(ap.plans, e.createPlan(a, vm, store.ActionMicroVMStart).ID)
+		}
+		all = append(all, ap)
+	}
+	// Every hello first, so their lookups overlap; then the frames.
+	clients := make([]*client, len(all))
+	for i, ap := range all {
+		clients[i], _ = e.connect(ap.a)
+	}
+	for i, ap := range all {
+		for _, want := range ap.plans {
+			require.Equal(t, want, decodePlan(t, clients[i].expect(agentproto.TypePlan)).PlanID, "agent %d", i)
+		}
+		clients[i].roundTrip() // and nothing else queued before it
+	}
+}

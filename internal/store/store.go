@@ -458,6 +458,10 @@ type Store interface {
 	// PendingPlans returns the agent's plans that are not terminal, oldest
 	// first, with their actions.
 	PendingPlans(ctx context.Context, agentID uuid.UUID) ([]Plan, error)
+	// PendingPlansOf is PendingPlans for many agents in one query (a
+	// reconnect storm's hellos): each agent's plans, oldest first, keyed
+	// by agent; agents with none are absent.
+	PendingPlansOf(ctx context.Context, agentIDs []uuid.UUID) (map[uuid.UUID][]Plan, error)
 	// MarkPlanDispatched moves a pending plan of agentID (and its pending
 	// actions and executions) to dispatched in one transaction, and returns
 	// the plan with its actions as stored after the change. A plan past

@@ -232,6 +232,9 @@ const (
 	qPendingPlans = `SELECT ` + planCols + ` FROM plans
 		WHERE agent_id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled')
 		ORDER BY id`
+	qPendingPlansOf = `SELECT ` + planCols + ` FROM plans
+		WHERE agent_id = ANY($1::uuid[]) AND status NOT IN ('succeeded', 'failed', 'cancelled')
+		ORDER BY agent_id, id`
 	// The actions of a whole page of plans in one query.
 	qActionsOfPlans = `SELECT ` + actionCols + ` FROM plan_actions
 		WHERE plan_id = ANY($1::uuid[]) ORDER BY plan_id, seq`

@@ -278,6 +278,29 @@ func (s *Store) PendingPlans(ctx context.Context, agentID uuid.UUID) ([]store.Pl
 	return plans, nil
 }
 
+// PendingPlansOf implements store.Store.
+func (s *Store) PendingPlansOf(ctx context.Context, agentIDs []uuid.UUID) (map[uuid.UUID][]store.Plan, error) {
+	out := make(map[uuid.UUID][]store.Plan)
+	if len(agentIDs) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, qPendingPlansOf, agentIDs)
+	if err != nil {
+		return nil, fmt.Errorf("listing pending plans of %d agents: %w", len(agentIDs), translate(err))
+	}
+	plans, err := collect(rows, scanPlan)
+	if err == nil {
+		err = withActions(ctx, s.pool, plans)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing pending plans of %d agents: %w", len(agentIDs), err)
+	}
+	for _, p := range plans {
+		out[p.AgentID] = append(out[p.AgentID], p)
+	}
+	return out, nil
+}
+
 // MarkPlanDispatched moves a pending plan of agentID, its pending actions
 // and their executions to dispatched, and returns the plan as stored after
 // the change, in one transaction. A plan past pending is left alone and

@@ -151,6 +151,46 @@ func (s *Store) PendingPlans(ctx context.Context, agentID uuid.UUID) ([]store.Pl
 	return plans, nil
 }
 
+// PendingPlansOf implements store.Store.
+func (s *Store) PendingPlansOf(ctx context.Context, agentIDs []uuid.UUID) (map[uuid.UUID][]store.Plan, error) {
+	if len(agentIDs) == 0 {
+		return map[uuid.UUID][]store.Plan{}, nil
+	}
+	ids := make([]string, len(agentIDs))
+	for i, id := range agentIDs {
+		ids[i] = id.String()
+	}
+	idsJSON, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("listing pending plans of %d agents: encoding ids: %w", len(agentIDs), err)
+	}
+	var plans []store.Plan
+	err = s.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, qPendingPlansOf, string(idsJSON))
+		if err != nil {
+			return translate(err)
+		}
+		plans, err = collect(rows, scanPlan)
+		if err != nil {
+			return err
+		}
+		return loadActions(ctx, tx, planPtrs(plans))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing pending plans of %d agents: %w", len(agentIDs), err)
+	}
+	return plansByAgent(plans), nil
+}
+
+// plansByAgent groups plans by agent, keeping their order.
+func plansByAgent(plans []store.Plan) map[uuid.UUID][]store.Plan {
+	out := make(map[uuid.UUID][]store.Plan)
+	for _, p := range plans {
+		out[p.AgentID] = append(out[p.AgentID], p)
+	}
+	return out
+}
+
 func planPtrs(plans []store.Plan) []*store.Plan {
 	out := make([]*store.Plan, len(plans))
 	for i := range plans {

@@ -171,6 +171,10 @@ const (
 	qPendingPlans = `SELECT ` + planCols + ` FROM plans
 		WHERE agent_id = ?1 AND status NOT IN ('succeeded', 'failed', 'cancelled')
 		ORDER BY id`
+	// ?1 is a JSON array of agent ids.
+	qPendingPlansOf = `SELECT ` + planCols + ` FROM plans
+		WHERE agent_id IN (SELECT value FROM json_each(?1)) AND status NOT IN ('succeeded', 'failed', 'cancelled')
+		ORDER BY agent_id, id`
 	qActionsOfPlan = `SELECT ` + actionCols + ` FROM plan_actions WHERE plan_id = ?1 ORDER BY seq`
 	// ?1 is a JSON array of plan ids, so one statement loads the actions of
 	// a whole page of plans.

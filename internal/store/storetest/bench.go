@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kubedoio/n-kudo/internal/store"
@@ -34,6 +35,43 @@ func Benchmark(b *testing.B, open func(b *testing.B) store.Store) {
 	b.Run("Enroll/three-writes", func(b *testing.B) { benchEnroll(b, open(b), false) })
 	b.Run("Enroll/one-write", func(b *testing.B) { benchEnroll(b, open(b), true) })
 	b.Run("CreatePlan", func(b *testing.B) { benchCreatePlan(b, open(b)) })
+	b.Run("PendingPlans/per-agent", func(b *testing.B) { benchPendingPlans(b, open(b), false) })
+	b.Run("PendingPlans/batched", func(b *testing.B) { benchPendingPlans(b, open(b), true) })
+}
+
+// benchPendingPlans measures the pending-plan reads of a reconnect storm:
+// the hellos of pendingBatch agents (one in 50 with a plan pending), read
+// one query per agent (before) or in one PendingPlansOf (the hub's plan
+// lookup).
+func benchPendingPlans(b *testing.B, s store.Store, batched bool) {
+	const pendingBatch = 256
+	f := newFixture(b, s)
+	site := f.site(f.tenant().ID)
+	tok := f.token(site, pendingBatch, base.Add(time.Hour))
+	ids := make([]uuid.UUID, pendingBatch)
+	for i := range ids {
+		a, h, _, err := s.ConsumeEnrollment(f.ctx, f.enrollment(tok))
+		require.NoError(b, err)
+		ids[i] = a.ID
+		if i%50 == 0 {
+			vm := f.vm(site, h.ID)
+			require.NoError(b, s.CreatePlan(f.ctx, f.newPlan(a, base, vm.ID)))
+		}
+	}
+	for b.Loop() {
+		if batched {
+			if _, err := s.PendingPlansOf(f.ctx, ids); err != nil {
+				b.Fatal(err)
+			}
+			continue
+		}
+		for _, id := range ids {
+			if _, err := s.PendingPlans(f.ctx, id); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*pendingBatch)/b.Elapsed().Seconds(), "hellos/s")
 }
 
 func benchHeartbeats(b *testing.B, s store.Store) {

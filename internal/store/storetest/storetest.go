@@ -902,6 +902,7 @@ func testPlanDispatch(t *testing.T, f *fixture) {
 	require.Len(t, pending, 2)
 	requirePlan(t, normalisePlan(older), pending[0])
 	requirePlan(t, normalisePlan(newer), pending[1])
+	requirePendingPlansOf(t, f, sc.agent.ID, other.agent.ID, sibling.ID, store.NewID())
 
 	at := base.Add(time.Minute)
 	dispatched := normalisePlan(older)
@@ -959,6 +960,31 @@ func testPlanDispatch(t *testing.T, f *fixture) {
 	none, err := f.s.PendingPlans(f.ctx, store.NewID())
 	require.NoError(t, err)
 	require.Empty(t, none)
+	requirePendingPlansOf(t, f, sc.agent.ID, other.agent.ID, sibling.ID)
+	requirePendingPlansOf(t, f)
+}
+
+// requirePendingPlansOf checks that the batched read answers what
+// PendingPlans answers for each agent, agents with none left out.
+func requirePendingPlansOf(t *testing.T, f *fixture, agentIDs ...uuid.UUID) {
+	t.Helper()
+	got, err := f.s.PendingPlansOf(f.ctx, agentIDs)
+	require.NoError(t, err)
+	want := map[uuid.UUID][]store.Plan{}
+	for _, id := range agentIDs {
+		plans, err := f.s.PendingPlans(f.ctx, id)
+		require.NoError(t, err)
+		if len(plans) > 0 {
+			want[id] = plans
+		}
+	}
+	require.Len(t, got, len(want), "agents with pending plans")
+	for id, plans := range want {
+		require.Len(t, got[id], len(plans), "agent %s", id)
+		for i := range plans {
+			requirePlan(t, plans[i], got[id][i])
+		}
+	}
 }
 
 // requireExecutions checks that every action's execution has status.
@@ -1026,6 +1052,7 @@ func testApplyActionResult(t *testing.T, f *fixture) {
 	pending, err := f.s.PendingPlans(f.ctx, sc.agent.ID)
 	require.NoError(t, err)
 	require.Empty(t, pending, "a finished plan is not pending")
+	requirePendingPlansOf(t, f, sc.agent.ID)
 }
 
 func testPlanFailure(t *testing.T, f *fixture) {
@@ -1057,6 +1084,7 @@ func testPlanFailure(t *testing.T, f *fixture) {
 	pending, err := f.s.PendingPlans(f.ctx, sc.agent.ID)
 	require.NoError(t, err)
 	require.Empty(t, pending, "a failed plan is terminal")
+	requirePendingPlansOf(t, f, sc.agent.ID)
 	failed, _, err := f.s.ListPlans(f.ctx, sc.tenant.ID, store.PlanFilter{Status: store.StatusFailed}, store.Page{Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, failed, 1)
