@@ -133,9 +133,19 @@ func (s *Store) ListPlans(ctx context.Context, tenantID uuid.UUID, f store.PlanF
 
 // PendingPlans returns the agent's non-terminal plans, oldest first.
 func (s *Store) PendingPlans(ctx context.Context, agentID uuid.UUID) ([]store.Plan, error) {
+	plans, err := s.plansWithActions(ctx, qPendingPlans, agentID)
+	if err != nil {
+		return nil, fmt.Errorf("listing pending plans of agent %s: %w", agentID, err)
+	}
+	return plans, nil
+}
+
+// plansWithActions reads the plans a query selects, with their actions,
+// in one read transaction.
+func (s *Store) plansWithActions(ctx context.Context, query string, args ...any) ([]store.Plan, error) {
 	var plans []store.Plan
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, qPendingPlans, agentID)
+		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return translate(err)
 		}
@@ -145,10 +155,7 @@ func (s *Store) PendingPlans(ctx context.Context, agentID uuid.UUID) ([]store.Pl
 		}
 		return loadActions(ctx, tx, planPtrs(plans))
 	})
-	if err != nil {
-		return nil, fmt.Errorf("listing pending plans of agent %s: %w", agentID, err)
-	}
-	return plans, nil
+	return plans, err
 }
 
 // PendingPlansOf implements store.Store.
@@ -164,18 +171,7 @@ func (s *Store) PendingPlansOf(ctx context.Context, agentIDs []uuid.UUID) (map[u
 	if err != nil {
 		return nil, fmt.Errorf("listing pending plans of %d agents: encoding ids: %w", len(agentIDs), err)
 	}
-	var plans []store.Plan
-	err = s.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, qPendingPlansOf, string(idsJSON))
-		if err != nil {
-			return translate(err)
-		}
-		plans, err = collect(rows, scanPlan)
-		if err != nil {
-			return err
-		}
-		return loadActions(ctx, tx, planPtrs(plans))
-	})
+	plans, err := s.plansWithActions(ctx, qPendingPlansOf, string(idsJSON))
 	if err != nil {
 		return nil, fmt.Errorf("listing pending plans of %d agents: %w", len(agentIDs), err)
 	}
