@@ -114,7 +114,7 @@ func (h *Hub) readCtx() (context.Context, context.CancelFunc) {
 // acknowledged yet; the agent ignores a plan it already holds.
 func (h *Hub) onPlanNotice(payload []byte) {
 	if payload == nil {
-		h.forEachSession(func(s *session) { h.resendPending(s) })
+		h.resendAllPending()
 		return
 	}
 	var n planNotice
@@ -138,18 +138,32 @@ func (h *Hub) onPlanNotice(payload []byte) {
 	s.dispatch(p)
 }
 
-// resendPending dispatches the session's plans still waiting for an ack.
-func (h *Hub) resendPending(s *session) {
-	ctx, cancel := h.readCtx()
-	defer cancel()
-	plans, err := h.store.PendingPlans(ctx, s.id.AgentID)
-	if err != nil {
-		h.log.Warn("re-reading pending plans after a notification gap", logKeyAgent, s.id.AgentID, logKeyErr, err)
-		return
-	}
-	for _, p := range plans {
-		if p.Status == store.StatusPending {
-			s.dispatch(p)
+// resendAllPending dispatches every local session's plans still waiting
+// for an ack, reading them planLookupBatch sessions per query: a gap on a
+// replica holding thousands of sessions costs tens of queries, not
+// thousands.
+func (h *Hub) resendAllPending() {
+	var all []*session
+	h.forEachSession(func(s *session) { all = append(all, s) })
+	for start := 0; start < len(all); start += planLookupBatch {
+		chunk := all[start:min(start+planLookupBatch, len(all))]
+		ids := make([]uuid.UUID, len(chunk))
+		for i, s := range chunk {
+			ids[i] = s.id.AgentID
+		}
+		ctx, cancel := h.readCtx()
+		byAgent, err := h.store.PendingPlansOf(ctx, ids)
+		cancel()
+		if err != nil {
+			h.log.Warn("re-reading pending plans after a notification gap", "sessions", len(chunk), logKeyErr, err)
+			continue
+		}
+		for _, s := range chunk {
+			for _, p := range byAgent[s.id.AgentID] {
+				if p.Status == store.StatusPending {
+					s.dispatch(p)
+				}
+			}
 		}
 	}
 }

@@ -184,3 +184,59 @@ func TestClusterAnnouncesToOtherReplicas(t *testing.T) {
 	ce.hear(hub.TopicAgentRevoke, &rn)
 	require.Equal(t, here.id, rn.AgentID)
 }
+
+// A notification gap (the bus dropped notices) re-sends every local
+// session's pending plans, read in batches; each session gets its own.
+func TestClusterGapResendsPendingPlans(t *testing.T) {
+	t.Parallel()
+	// A queue of one, not yet delivering: the second notice overflows it
+	// and becomes a gap for the hub.
+	bus := notify.NewLocal(notify.LocalOptions{QueueSize: 1})
+	e := newEnv(t, func(o *hub.Options) { o.Bus = bus })
+	type conn struct {
+		c    *client
+		plan uuid.UUID
+	}
+	var conns []conn
+	for range 5 {
+		a := e.enroll()
+		vm := e.createVM(a, store.VMStopped)
+		c, _ := e.connect(a)
+		// Created behind the hub's back, as on another replica whose
+		// notice is lost.
+		conns = append(conns, conn{c: c, plan: e.createPlan(a, vm, store.ActionMicroVMStart).ID})
+	}
+	for range 2 {
+		b, err := json.Marshal(map[string]any{"origin": store.NewID(), "tenant_id": e.tenant, "agent_id": store.NewID(), "plan_id": store.NewID()})
+		require.NoError(t, err)
+		require.NoError(t, bus.Publish(context.Background(), hub.TopicPlanDispatch, b))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- bus.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	for i, cn := range conns {
+		require.Equal(t, cn.plan, decodePlan(t, cn.c.expect(agentproto.TypePlan)).PlanID, "session %d", i)
+		// Nothing but its own plan again (a gap may be reported more
+		// than once; the agent ignores a plan it holds) before a probe's
+		// answer.
+		id := "rt-" + uuid.NewString()[:8]
+		cn.c.send(agentproto.TypeActionResult, id, &agentproto.ActionResult{
+			PlanID: uuid.New(), ActionID: uuid.New(), ExecutionID: uuid.New(),
+			Status: agentproto.ResultSucceeded, At: time.Now(),
+		})
+		for {
+			env, err := cn.c.recv()
+			require.NoError(t, err)
+			if env.Type == agentproto.TypeError {
+				require.Equal(t, id, env.ID)
+				break
+			}
+			require.Equal(t, agentproto.TypePlan, env.Type, "session %d: frame %s", i, env.Data)
+			require.Equal(t, cn.plan, decodePlan(t, env).PlanID, "session %d", i)
+		}
+	}
+}
