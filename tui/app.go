@@ -501,12 +501,10 @@ func (m *Model) onEvent(ev data.Event) tea.Cmd {
 		switch ev.Conn {
 		case data.Connected:
 			// After an outage events may have been missed; on the first
-			// connect, so may those between the listing's reads and the
-			// stream opening. That holds for a listing still in flight
-			// too (it may have read before a change whose event came
-			// before the stream): load queues another behind it. Either
-			// way: re-list.
-			relist := m.lostConn || (!m.everConn && (m.loading || !m.loadedAt.IsZero()))
+			// connect, so may those between the first listing's reads
+			// (finished, in flight or failed) and the stream opening.
+			// Either way: re-list (load queues behind one in flight).
+			relist := m.lostConn || !m.everConn
 			m.everConn, m.lostConn = true, false
 			if relist {
 				return m.load()

@@ -25,9 +25,12 @@ func TestFirstConnectRelists(t *testing.T) {
 		// before the stream reports Connected; otherwise it is still in
 		// flight then.
 		listedBeforeConnect bool
+		// firstFails: the server was unreachable for the first listing.
+		firstFails bool
 	}{
 		{name: "listing finished before the stream opened", listedBeforeConnect: true},
 		{name: "listing in flight when the stream opened"},
+		{name: "listing failed before the stream opened", listedBeforeConnect: true, firstFails: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -37,8 +40,10 @@ func TestFirstConnectRelists(t *testing.T) {
 				Now: func() time.Time { return datatest.Epoch }})
 			m = step(t, m, tea.WindowSizeMsg{Width: 120, Height: 40})
 
-			// The first listing reads the fleet as it is now...
+			// The first listing reads the fleet as it is now (or fails)...
+			src.SetDown(tc.firstFails)
 			first := m.loadCmd()()
+			src.SetDown(false)
 			hostID := datatest.Standard().Hosts[0].ID
 			// ...then the host's facts change, and the change's event is
 			// published before the stream opens: the console never gets it.
@@ -58,7 +63,7 @@ func TestFirstConnectRelists(t *testing.T) {
 				m, cmd = next.(Model), c
 			}
 			h, ok := m.fleet.Host(hostID)
-			require.True(t, ok)
+			require.Equal(t, !tc.firstFails, ok, "a failed listing shows nothing")
 			require.NotEqual(t, "100.64.9.9", h.NetBird.IP, "the first listing predates the change")
 
 			require.NotNil(t, cmd, "the first connect must ask for a re-list")

@@ -360,26 +360,28 @@ func (s *Source) convEvent(ev client.Event) (data.Event, bool) {
 		s.mu.Lock()
 		cached, known := s.hosts[ev.ID]
 		h, err := ev.UpdateHost(cached)
+		// A patch of a host never seen whole carries no site: it is
+		// not a host to show.
+		orphan := !known && h.SiteID == uuid.Nil
 		listing := len(s.journals) > 0
 		if err == nil {
 			for _, j := range s.journals {
 				j.byHost[ev.ID] = append(j.byHost[ev.ID], ev)
 			}
-		}
-		if err == nil && (known || h.SiteID != uuid.Nil) {
-			s.hosts[h.ID] = h
+			if !orphan {
+				s.hosts[h.ID] = h
+			}
 		}
 		s.mu.Unlock()
 		switch {
 		case err != nil:
 			return resync, true
-		case !known && h.SiteID == uuid.Nil && listing:
-			// A patch of a host not listed yet: the listing in flight
-			// shows it, with this patch merged in.
+		case orphan && listing:
+			// The listing in flight shows the host, this patch merged in.
 			return data.Event{}, false
-		case !known && h.SiteID == uuid.Nil:
-			// A patch of a host never seen whole (its creation came
-			// before the stream): only a listing can show it.
+		case orphan:
+			// Its creation came before the stream: only a listing can
+			// show it.
 			return resync, true
 		}
 		dh := convHost(h)
