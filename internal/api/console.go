@@ -117,7 +117,6 @@ func readSnapshot(ctx context.Context, stream *hub.ConsoleStream, shutdown <-cha
 	}
 	wait := time.NewTimer(consoleSnapshotWait)
 	defer wait.Stop()
-	marker := stream.Snapshot()
 	for {
 		select {
 		case <-ctx.Done():
@@ -126,20 +125,15 @@ func readSnapshot(ctx context.Context, stream *hub.ConsoleStream, shutdown <-cha
 			return snapshot, nil
 		case <-wait.C:
 			return snapshot, nil
-		case <-marker:
+		case <-stream.Snapshot():
 			// Every snapshot chunk was delivered before the marker:
 			// take those already waiting, then answer.
-			for {
-				select {
-				case chunk, ok := <-stream.C():
-					if ok {
-						add(chunk)
-						continue
-					}
-				default:
+			for len(stream.C()) > 0 {
+				if chunk, ok := <-stream.C(); ok {
+					add(chunk)
 				}
-				return snapshot, nil
 			}
+			return snapshot, nil
 		case chunk, ok := <-stream.C():
 			if !ok {
 				if err := stream.Err(); err != nil {

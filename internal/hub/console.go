@@ -28,13 +28,13 @@ type ConsoleStream struct {
 	vmID uuid.UUID
 	id   uuid.UUID
 	c    chan []byte
-	// snapshot is closed when the agent said the snapshot was sent.
-	snapshot chan struct{}
+	// snapshot is closed (once) when the agent said the snapshot was sent.
+	snapshot     chan struct{}
+	snapshotOnce sync.Once
 
-	mu           sync.Mutex // guards the following; held while sending on c
-	closed       bool
-	snapshotDone bool
-	err          error
+	mu     sync.Mutex // guards the following; held while sending on c
+	closed bool
+	err    error
 }
 
 // Snapshot is closed once every chunk of the snapshot (the log's last
@@ -43,15 +43,8 @@ type ConsoleStream struct {
 // close it: wait with a bound.
 func (cs *ConsoleStream) Snapshot() <-chan struct{} { return cs.snapshot }
 
-// snapshotSent closes Snapshot, once.
-func (cs *ConsoleStream) snapshotSent() {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if !cs.snapshotDone {
-		cs.snapshotDone = true
-		close(cs.snapshot)
-	}
-}
+// snapshotSent closes Snapshot; a repeated marker changes nothing.
+func (cs *ConsoleStream) snapshotSent() { cs.snapshotOnce.Do(func() { close(cs.snapshot) }) }
 
 // ID returns the stream id carried by console_start and console_data.
 func (cs *ConsoleStream) ID() uuid.UUID { return cs.id }

@@ -288,8 +288,9 @@ func (h *Hub) shardOf(id uuid.UUID) *shard {
 }
 
 // Run owns the hub's background loops: the heartbeat batcher, the log
-// batcher, the pending-plans lookup and the offline sweeper. When ctx ends it closes every session
-// with CloseGoingAway, waits for them, flushes what is queued and returns.
+// batcher, the pending-plans lookup and the offline sweeper. When ctx
+// ends it closes every session with CloseGoingAway, waits for them,
+// flushes what is queued and returns.
 func (h *Hub) Run(ctx context.Context) error {
 	h.lifeMu.Lock()
 	if h.started {

@@ -63,22 +63,12 @@ func (l *planLookup) pending(ctx context.Context, agentID uuid.UUID) ([]store.Pl
 	}
 }
 
-// run answers lookups until ctx ends, then answers what is still queued.
-// Sessions are closed before the hub stops its batchers, so nothing is
-// queued after that.
+// run answers lookups until ctx ends. The hub closes and waits for every
+// session before it stops its batchers, so no hello is left waiting; a
+// request still queued then belongs to a session already gone.
 func (l *planLookup) run(ctx context.Context) {
 	l.running.Store(true)
-	defer func() {
-		l.running.Store(false)
-		for {
-			select {
-			case r := <-l.reqs:
-				l.answer(context.WithoutCancel(ctx), []planRequest{r})
-			default:
-				return
-			}
-		}
-	}()
+	defer l.running.Store(false)
 	batch := make([]planRequest, 0, planLookupBatch)
 	for {
 		select {
