@@ -33,6 +33,13 @@ func newClusterEnv(t *testing.T) *clusterEnv {
 		require.NoError(t, bus.Subscribe(topic, func(p []byte) { ch <- p }))
 	}
 	ce.env = newEnv(t, func(o *hub.Options) { o.Bus = bus })
+	runBus(t, bus)
+	return ce
+}
+
+// runBus delivers the bus's notifications until the test ends.
+func runBus(t *testing.T, bus *notify.Local) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- bus.Run(ctx) }()
@@ -40,7 +47,6 @@ func newClusterEnv(t *testing.T) *clusterEnv {
 		cancel()
 		require.NoError(t, <-done)
 	})
-	return ce
 }
 
 // announce publishes a notice as another replica would.
@@ -211,13 +217,7 @@ func TestClusterGapResendsPendingPlans(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, bus.Publish(context.Background(), hub.TopicPlanDispatch, b))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- bus.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	runBus(t, bus)
 	for i, cn := range conns {
 		require.Equal(t, cn.plan, decodePlan(t, cn.c.expect(agentproto.TypePlan)).PlanID, "session %d", i)
 		// Nothing but its own plan again (a gap may be reported more

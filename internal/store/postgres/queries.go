@@ -229,9 +229,6 @@ const (
 		AND ($2::uuid IS NULL OR site_id = $2)
 		AND ($3 = '' OR status = $3)
 		AND id > $4 ORDER BY id LIMIT $5`
-	qPendingPlans = `SELECT ` + planCols + ` FROM plans
-		WHERE agent_id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled')
-		ORDER BY id`
 	qPendingPlansOf = `SELECT ` + planCols + ` FROM plans
 		WHERE agent_id = ANY($1::uuid[]) AND status NOT IN ('succeeded', 'failed', 'cancelled')
 		ORDER BY agent_id, id`

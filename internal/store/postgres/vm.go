@@ -264,18 +264,8 @@ func (s *Store) ListPlans(ctx context.Context, tenantID uuid.UUID, f store.PlanF
 // PendingPlans returns the agent's plans that are not terminal, oldest
 // first, with their actions.
 func (s *Store) PendingPlans(ctx context.Context, agentID uuid.UUID) ([]store.Plan, error) {
-	rows, err := s.pool.Query(ctx, qPendingPlans, agentID)
-	if err != nil {
-		return nil, fmt.Errorf("listing pending plans of agent %s: %w", agentID, translate(err))
-	}
-	plans, err := collect(rows, scanPlan)
-	if err == nil {
-		err = withActions(ctx, s.pool, plans)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("listing pending plans of agent %s: %w", agentID, err)
-	}
-	return plans, nil
+	byAgent, err := s.PendingPlansOf(ctx, []uuid.UUID{agentID})
+	return byAgent[agentID], err
 }
 
 // PendingPlansOf implements store.Store.

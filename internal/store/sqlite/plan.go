@@ -133,29 +133,8 @@ func (s *Store) ListPlans(ctx context.Context, tenantID uuid.UUID, f store.PlanF
 
 // PendingPlans returns the agent's non-terminal plans, oldest first.
 func (s *Store) PendingPlans(ctx context.Context, agentID uuid.UUID) ([]store.Plan, error) {
-	plans, err := s.plansWithActions(ctx, qPendingPlans, agentID)
-	if err != nil {
-		return nil, fmt.Errorf("listing pending plans of agent %s: %w", agentID, err)
-	}
-	return plans, nil
-}
-
-// plansWithActions reads the plans a query selects, with their actions,
-// in one read transaction.
-func (s *Store) plansWithActions(ctx context.Context, query string, args ...any) ([]store.Plan, error) {
-	var plans []store.Plan
-	err := s.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, query, args...)
-		if err != nil {
-			return translate(err)
-		}
-		plans, err = collect(rows, scanPlan)
-		if err != nil {
-			return err
-		}
-		return loadActions(ctx, tx, planPtrs(plans))
-	})
-	return plans, err
+	byAgent, err := s.PendingPlansOf(ctx, []uuid.UUID{agentID})
+	return byAgent[agentID], err
 }
 
 // PendingPlansOf implements store.Store.
@@ -171,20 +150,26 @@ func (s *Store) PendingPlansOf(ctx context.Context, agentIDs []uuid.UUID) (map[u
 	if err != nil {
 		return nil, fmt.Errorf("listing pending plans of %d agents: encoding ids: %w", len(agentIDs), err)
 	}
-	plans, err := s.plansWithActions(ctx, qPendingPlansOf, string(idsJSON))
+	var plans []store.Plan
+	err = s.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, qPendingPlansOf, string(idsJSON))
+		if err != nil {
+			return translate(err)
+		}
+		plans, err = collect(rows, scanPlan)
+		if err != nil {
+			return err
+		}
+		return loadActions(ctx, tx, planPtrs(plans))
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listing pending plans of %d agents: %w", len(agentIDs), err)
 	}
-	return plansByAgent(plans), nil
-}
-
-// plansByAgent groups plans by agent, keeping their order.
-func plansByAgent(plans []store.Plan) map[uuid.UUID][]store.Plan {
 	out := make(map[uuid.UUID][]store.Plan)
 	for _, p := range plans {
 		out[p.AgentID] = append(out[p.AgentID], p)
 	}
-	return out
+	return out, nil
 }
 
 func planPtrs(plans []store.Plan) []*store.Plan {

@@ -168,9 +168,6 @@ const (
 		AND (?2 = '' OR site_id = ?2)
 		AND (?3 = '' OR status = ?3)
 		AND id > ?4 ORDER BY id LIMIT ?5`
-	qPendingPlans = `SELECT ` + planCols + ` FROM plans
-		WHERE agent_id = ?1 AND status NOT IN ('succeeded', 'failed', 'cancelled')
-		ORDER BY id`
 	// ?1 is a JSON array of agent ids.
 	qPendingPlansOf = `SELECT ` + planCols + ` FROM plans
 		WHERE agent_id IN (SELECT value FROM json_each(?1)) AND status NOT IN ('succeeded', 'failed', 'cancelled')

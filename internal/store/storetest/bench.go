@@ -47,17 +47,14 @@ func benchPendingPlans(b *testing.B, s store.Store, batched bool) {
 	const pendingBatch = 256
 	f := newFixture(b, s)
 	site := f.site(f.tenant().ID)
-	tok := f.token(site, pendingBatch, base.Add(time.Hour))
 	ids := make([]uuid.UUID, pendingBatch)
-	for i := range ids {
-		a, h, _, err := s.ConsumeEnrollment(f.ctx, f.enrollment(tok))
-		require.NoError(b, err)
+	f.enrollN(site, pendingBatch, func(i int, a store.Agent, h store.Host) {
 		ids[i] = a.ID
 		if i%50 == 0 {
 			vm := f.vm(site, h.ID)
 			require.NoError(b, s.CreatePlan(f.ctx, f.newPlan(a, base, vm.ID)))
 		}
-	}
+	})
 	for b.Loop() {
 		if batched {
 			if _, err := s.PendingPlansOf(f.ctx, ids); err != nil {
@@ -74,16 +71,25 @@ func benchPendingPlans(b *testing.B, s store.Store, batched bool) {
 	b.ReportMetric(float64(b.N*pendingBatch)/b.Elapsed().Seconds(), "hellos/s")
 }
 
+// enrollN enrolls n agents of site with one token, calling each for every
+// agent and its host in order.
+func (f *fixture) enrollN(site store.Site, n int, each func(i int, a store.Agent, h store.Host)) {
+	f.t.Helper()
+	tok := f.token(site, n, base.Add(time.Hour))
+	for i := range n {
+		a, h, _, err := f.s.ConsumeEnrollment(f.ctx, f.enrollment(tok))
+		require.NoError(f.t, err)
+		each(i, a, h)
+	}
+}
+
 func benchHeartbeats(b *testing.B, s store.Store) {
 	f := newFixture(b, s)
 	site := f.site(f.tenant().ID)
-	tok := f.token(site, benchHosts, base.Add(time.Hour))
 	states := make([]store.HostState, benchHosts)
-	for i := range states {
-		a, h, _, err := s.ConsumeEnrollment(f.ctx, f.enrollment(tok))
-		require.NoError(b, err)
+	f.enrollN(site, benchHosts, func(i int, a store.Agent, h store.Host) {
 		states[i] = store.HostState{HostID: h.ID, AgentID: a.ID}
-	}
+	})
 	facts := json.RawMessage(`{"cpus":8,"memory_mib":32768,"kvm":true}`)
 	at := base
 	for i := 0; b.Loop(); i++ {
