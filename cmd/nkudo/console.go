@@ -37,7 +37,7 @@ func (a *app) startConsole(cmd *cobra.Command) error {
 	return tui.Run(cmd.Context(), tui.Options{
 		Source:      src,
 		ContextName: cc.Name,
-		Tenant:      cc.Tenant,
+		Tenant:      cc.TenantLabel(),
 		ReadOnly:    cc.ReadOnly,
 		Contexts:    names,
 		// :ctx NAME switches the console to another context and makes it
@@ -63,7 +63,7 @@ func (a *app) startConsole(cmd *cobra.Command) error {
 			}
 			current.Close()
 			current = s
-			return s, next.Tenant, nil
+			return s, next.TenantLabel(), nil
 		},
 	})
 }

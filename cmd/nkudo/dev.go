@@ -117,7 +117,7 @@ func (a *app) writeDevContext(s *devstack.Stack) error {
 		return err
 	}
 	if err := cfg.Set(cliconfig.Context{
-		Name: devContext, Server: s.URL, CA: string(s.CAPEM), APIKey: s.APIKey,
+		Name: devContext, Server: s.URL, CA: string(s.CAPEM), APIKey: s.APIKey, TenantName: devstack.TenantName,
 	}); err != nil {
 		return fmt.Errorf("writing dev context: %w", err)
 	}

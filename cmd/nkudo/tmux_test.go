@@ -63,8 +63,9 @@ func TestConsoleInTmux(t *testing.T) {
 	args = append(args, "-e", "GOTRACEBACK=all")
 	tm.run(append(args, "sh", "-c", `"$0" 2>"$1"; echo $? >"$2.tmp" && mv "$2.tmp" "$2"`, bin, errFile, exitFile)...)
 
-	// Sites: dev-site with both hosts online.
-	tm.waitScreen(`dev-site\s+2\s+2\s+0\b`)
+	// Sites: dev-site with both hosts online; the status line names the
+	// context and its tenant.
+	tm.waitScreen(`dev-site\s+2\s+2\s+0\b`, `dev │ dev │ ● connected`)
 	// Drill in: both hosts run the simulated hypervisor.
 	tm.keys("Enter")
 	tm.waitScreen(`sites › dev-site`, `(?m)^dev-agent-1\s+online\b.*\bsimulated\b`, `(?m)^dev-agent-2\s+online\b.*\bsimulated\b`)

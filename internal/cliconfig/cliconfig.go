@@ -39,9 +39,21 @@ type Context struct {
 	APIKey string `yaml:"api-key" json:"-"`
 	// Tenant is the tenant id the admin key acts on.
 	Tenant string `yaml:"tenant,omitempty" json:"tenant,omitempty"`
+	// TenantName is the tenant's name, shown by the console; recorded
+	// where it is known (nkudo dev), since a tenant key names no tenant.
+	TenantName string `yaml:"tenant-name,omitempty" json:"tenant_name,omitempty"`
 	// ReadOnly contexts refuse every mutating command, whatever the key
 	// would allow: a guard against fat fingers on production.
 	ReadOnly bool `yaml:"read-only,omitempty" json:"read_only,omitempty"`
+}
+
+// TenantLabel is how the console names the context's tenant: its name,
+// else the id the admin key acts on, else "" (unknown).
+func (c Context) TenantLabel() string {
+	if c.TenantName != "" {
+		return c.TenantName
+	}
+	return c.Tenant
 }
 
 // Validate checks the fields a context cannot work without.

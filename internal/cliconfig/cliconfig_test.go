@@ -171,3 +171,21 @@ func TestLoadRejectsDuplicatesAndGarbage(t *testing.T) {
 		})
 	}
 }
+
+func TestTenantLabel(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		ctx  cliconfig.Context
+		want string
+	}{
+		{"name known", cliconfig.Context{Tenant: "0190aaaa-0000-7000-8000-000000000000", TenantName: "acme"}, "acme"},
+		{"admin key's tenant id", cliconfig.Context{Tenant: "0190aaaa-0000-7000-8000-000000000000"}, "0190aaaa-0000-7000-8000-000000000000"},
+		{"tenant key, name unknown", cliconfig.Context{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tc.want, tc.ctx.TenantLabel())
+		})
+	}
+}
