@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	"github.com/google/uuid"
+
+	"github.com/kubedoio/n-kudo/internal/vmspec"
 )
 
 // Sentinel errors every Provider returns (wrapped with context).
@@ -95,58 +96,36 @@ type VMSpec struct {
 	MAC string `json:"mac,omitempty"`
 }
 
-// Spec limits. They are the bounds a real Cloud Hypervisor host accepts in
-// practice; the sim provider enforces the same so bad input is rejected
-// the same way in `nkudo dev` as in production.
+// Spec limits, from internal/vmspec (the one rule shared with the API,
+// the console and the CLI).
 const (
-	MinVCPUs      = 1
-	MaxVCPUs      = 64
-	MinMemoryMiB  = 64
-	MaxMemoryMiB  = 1 << 20 // 1 TiB
-	MaxNameLen    = 63
-	MaxUserData   = 64 << 10 // NoCloud seeds are small; 64 KiB is generous
-	MaxCmdlineLen = 2048
+	MinVCPUs      = vmspec.MinVCPUs
+	MaxVCPUs      = vmspec.MaxVCPUs
+	MinMemoryMiB  = vmspec.MinMemoryMiB
+	MaxMemoryMiB  = vmspec.MaxMemoryMiB
+	MaxNameLen    = vmspec.MaxNameLen
+	MaxUserData   = vmspec.MaxUserData
+	MaxCmdlineLen = vmspec.MaxCmdlineLen
 )
 
-// Validate checks the spec without touching the host: a provider that needs
-// files to exist checks that separately.
+// Validate checks the spec without touching the host, with the rule the
+// server applied (internal/vmspec): a plan that bypassed the server's
+// check, or came from an older server, is refused the same way. A
+// provider that needs files to exist checks that separately.
 func (s VMSpec) Validate() error {
+	err := vmspec.Spec{
+		Name: s.Name, VCPUs: s.VCPUs, MemoryMiB: s.MemoryMiB, Kernel: s.Kernel, Cmdline: s.Cmdline,
+		DiskImage: s.DiskImage, UserData: s.CloudInit.UserData, MAC: s.MAC,
+	}.Validate()
 	var problems []string
 	if s.ID == uuid.Nil {
 		problems = append(problems, "id is required")
 	}
-	if s.Name == "" || len(s.Name) > MaxNameLen || !validName(s.Name) {
-		problems = append(problems, fmt.Sprintf("name %q must be 1-%d letters, digits, '-', '_' or '.'", s.Name, MaxNameLen))
-	}
-	if s.VCPUs < MinVCPUs || s.VCPUs > MaxVCPUs {
-		problems = append(problems, fmt.Sprintf("vcpus %d not in %d..%d", s.VCPUs, MinVCPUs, MaxVCPUs))
-	}
-	if s.MemoryMiB < MinMemoryMiB || s.MemoryMiB > MaxMemoryMiB {
-		problems = append(problems, fmt.Sprintf("memory_mib %d not in %d..%d", s.MemoryMiB, MinMemoryMiB, MaxMemoryMiB))
-	}
-	if s.DiskImage == "" {
-		problems = append(problems, "disk_image is required")
-	} else if !strings.HasPrefix(s.DiskImage, "/") {
-		problems = append(problems, fmt.Sprintf("disk_image %q must be an absolute path", s.DiskImage))
-	}
-	if s.Kernel != "" && !strings.HasPrefix(s.Kernel, "/") {
-		problems = append(problems, fmt.Sprintf("kernel %q must be an absolute path", s.Kernel))
-	}
-	if s.Kernel == "" && s.Cmdline != "" {
-		problems = append(problems, "cmdline needs a kernel")
-	}
-	if len(s.Cmdline) > MaxCmdlineLen {
-		problems = append(problems, fmt.Sprintf("cmdline longer than %d bytes", MaxCmdlineLen))
-	}
-	if len(s.CloudInit.UserData) > MaxUserData {
-		problems = append(problems, fmt.Sprintf("cloud_init.user_data longer than %d bytes", MaxUserData))
-	}
-	if s.MAC != "" {
-		if hw, err := net.ParseMAC(s.MAC); err != nil || len(hw) != 6 {
-			problems = append(problems, fmt.Sprintf("mac %q is not a 48-bit MAC address", s.MAC))
-		} else if hw[0]&1 == 1 {
-			problems = append(problems, fmt.Sprintf("mac %q is a multicast address", s.MAC))
+	for _, p := range vmspec.Problems(err) {
+		if p.Field == vmspec.FieldName && legacyName(s.Name) {
+			continue
 		}
+		problems = append(problems, p.Error())
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalidSpec, strings.Join(problems, "; "))
@@ -154,7 +133,14 @@ func (s VMSpec) Validate() error {
 	return nil
 }
 
-func validName(s string) bool {
+// legacyName is the name form agents accepted before the server's RFC 1123
+// rule was shared with them (letters of both cases, digits, '-', '_',
+// '.'): VMs recorded on hosts under such names must still re-create
+// idempotently. New names are held to the RFC 1123 rule by the server.
+func legacyName(s string) bool {
+	if s == "" || len(s) > MaxNameLen {
+		return false
+	}
 	for _, r := range s {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
