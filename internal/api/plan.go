@@ -13,6 +13,7 @@ import (
 
 	"github.com/kubedoio/n-kudo/internal/agentproto"
 	"github.com/kubedoio/n-kudo/internal/store"
+	"github.com/kubedoio/n-kudo/internal/vmspec"
 )
 
 // actionTypes are the action types a raw plan may hold: those of the
@@ -76,6 +77,12 @@ func (a *API) createPlan(c *gin.Context) {
 			a.writeError(c, err)
 			return
 		}
+		if act.Type == store.ActionMicroVMCreate && !isEmptyParams(act.Params) {
+			if req.Actions[i].Params, err = checkCreateParams(i, vmIDs[i], act.Params); err != nil {
+				a.writeError(c, err)
+				return
+			}
+		}
 	}
 
 	tenant := tenantOf(c)
@@ -122,11 +129,15 @@ func (a *API) createPlan(c *gin.Context) {
 				a.writeError(c, invalidArgument("actions[%d].vm_id %s names no vm of this host", i, vmIDs[i]))
 				return
 			}
+			if isDeleted(vm) {
+				a.writeError(c, vmDeleted(vm.ID))
+				return
+			}
 			vms[vm.ID] = vm
 		}
-		params := act.Params
+		params := req.Actions[i].Params
 		if act.Type == store.ActionMicroVMCreate && isEmptyParams(params) {
-			if params, err = createParams(vm); err != nil {
+			if params, err = createParams(vm, true); err != nil {
 				a.writeError(c, fmt.Errorf("building create params of vm %s: %w", vm.ID, err))
 				return
 			}
@@ -205,26 +216,60 @@ func checkParams(i int, raw json.RawMessage) error {
 	return nil
 }
 
+// checkCreateParams checks the explicit MicroVMCreate params of a raw
+// plan's action i exactly as POST /v1/vms checks its body (checkVMSpec),
+// and returns them re-encoded in canonical form (MAC in lower case), so
+// the agent never gets a spec the VM route would have refused.
+func checkCreateParams(i int, vmID uuid.UUID, raw json.RawMessage) (json.RawMessage, error) {
+	p, err := vmspec.DecodeCreateParams(raw)
+	if err != nil {
+		return nil, invalidArgument("actions[%d].params: %v", i, err)
+	}
+	if p.ID != uuid.Nil && p.ID != vmID {
+		return nil, invalidArgument("actions[%d].params.id %s is not the action's vm_id %s", i, p.ID, vmID)
+	}
+	if err := checkVMSpec(fmt.Sprintf("actions[%d].params.", i), p.Spec()); err != nil {
+		return nil, err
+	}
+	if p.MAC != "" {
+		// Validated above, so it parses.
+		p.MAC, _ = vmspec.CanonicalMAC(p.MAC)
+	}
+	p.ID = vmID
+	out, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encoding params of action %d: %w", i, err)
+	}
+	return out, nil
+}
+
 func isEmptyParams(raw json.RawMessage) bool {
 	t := bytes.TrimSpace(raw)
 	return len(t) == 0 || bytes.Equal(t, []byte("null"))
 }
 
 // createParams builds the MicroVMCreate params of a VM from its record:
-// the stored spec (disk image, kernel, cmdline, cloud-init) plus the
-// name and size, which the agent needs to define the VM.
-func createParams(vm store.VM) (json.RawMessage, error) {
-	m := map[string]any{}
+// the stored spec (disk image, kernel, cmdline, cloud-init, MAC) plus the
+// name and size, which the agent needs to define the VM, and whether to
+// boot it (written only when false: the agent boots when it is absent).
+func createParams(vm store.VM, start bool) (json.RawMessage, error) {
+	var sp vmSpec
 	if len(vm.Spec) > 0 {
-		if err := json.Unmarshal(vm.Spec, &m); err != nil {
+		if err := json.Unmarshal(vm.Spec, &sp); err != nil {
 			return nil, fmt.Errorf("decoding spec: %w", err)
 		}
 	}
-	m["id"] = vm.ID
-	m["name"] = vm.Name
-	m["vcpus"] = vm.VCPUs
-	m["memory_mib"] = vm.MemoryMiB
-	raw, err := json.Marshal(m)
+	p := vmspec.CreateParams{
+		ID: vm.ID, Name: vm.Name, VCPUs: vm.VCPUs, MemoryMiB: vm.MemoryMiB,
+		Kernel: sp.Kernel, Cmdline: sp.Cmdline, DiskImage: sp.DiskImage, MAC: sp.MAC,
+	}
+	if sp.CloudInit != nil {
+		p.CloudInit = &vmspec.CloudInit{UserData: sp.CloudInit.UserData}
+	}
+	if !start {
+		p.Start = &start
+	}
+	raw, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("encoding params: %w", err)
 	}

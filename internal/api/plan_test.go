@@ -24,6 +24,7 @@ import (
 // VM per host, plus a second tenant with the same.
 type planWorld struct {
 	e                    *channelEnv
+	tenant               uuid.UUID
 	admin, operator, vwr string
 	site, site2          uuid.UUID
 	ag, ag2              enrolled
@@ -52,6 +53,7 @@ func newPlanWorld(t *testing.T) *planWorld {
 	e := newChannelEnv(t, nil)
 	w := &planWorld{e: e}
 	tenant := e.createTenant("acme")
+	w.tenant = tenant
 	w.admin, _ = e.createKey(tenant, store.RoleAdmin)
 	w.operator, _ = e.createKey(tenant, store.RoleOperator)
 	w.vwr, _ = e.createKey(tenant, store.RoleViewer)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/kubedoio/n-kudo/internal/store"
+	"github.com/kubedoio/n-kudo/internal/vmspec"
 )
 
 // Error codes of the VM lifecycle routes.
@@ -31,20 +31,6 @@ const (
 	CodeVMNotRunning = "vm_not_running"
 	// CodeNameTaken: another VM of the tenant has that name.
 	CodeNameTaken = "name_taken"
-)
-
-// VM spec bounds, checked at the edge. They match what the agent's
-// providers accept (internal/hypervisor), so a VM the API accepts never
-// fails on the host for its shape alone.
-const (
-	minVCPUs      = 1
-	maxVCPUs      = 64
-	minMemoryMiB  = 64
-	maxMemoryMiB  = 1 << 20 // 1 TiB
-	maxVMNameLen  = 63
-	maxUserData   = 64 << 10
-	maxCmdlineLen = 2048
-	maxPathLen    = 4096
 )
 
 type cloudInitBody struct {
@@ -81,69 +67,31 @@ type createdVMView struct {
 	Plan planView `json:"plan"`
 }
 
-// validate checks everything that needs no database.
-func (r createVMRequest) validate() error {
-	if err := checkVMName(r.Name); err != nil {
-		return err
+// spec is the request's VM spec, as internal/vmspec checks it.
+func (r createVMRequest) spec() vmspec.Spec {
+	s := vmspec.Spec{
+		Name: r.Name, VCPUs: r.VCPUs, MemoryMiB: r.MemoryMiB, Kernel: r.Kernel, Cmdline: r.Cmdline, DiskImage: r.DiskImage,
 	}
-	if r.VCPUs < minVCPUs || r.VCPUs > maxVCPUs {
-		return invalidArgument("vcpus must be %d to %d, not %d", minVCPUs, maxVCPUs, r.VCPUs)
+	if r.CloudInit != nil {
+		s.UserData = r.CloudInit.UserData
 	}
-	if r.MemoryMiB < minMemoryMiB || r.MemoryMiB > maxMemoryMiB {
-		return invalidArgument("memory_mib must be %d to %d (1 TiB), not %d", minMemoryMiB, maxMemoryMiB, r.MemoryMiB)
-	}
-	if r.DiskImage == "" {
-		return invalidArgument("disk_image is required")
-	}
-	if err := checkHostPath("disk_image", r.DiskImage); err != nil {
-		return err
-	}
-	if r.Kernel != "" {
-		if err := checkHostPath("kernel", r.Kernel); err != nil {
-			return err
-		}
-	}
-	if r.Cmdline != "" && r.Kernel == "" {
-		return invalidArgument("cmdline needs a kernel: a firmware boot reads its command line from the disk")
-	}
-	if len(r.Cmdline) > maxCmdlineLen || strings.ContainsAny(r.Cmdline, "\x00\n\r") {
-		return invalidArgument("cmdline must be one line of at most %d bytes", maxCmdlineLen)
-	}
-	if r.CloudInit != nil && len(r.CloudInit.UserData) > maxUserData {
-		return invalidArgument("cloud_init.user_data must be at most %d bytes, not %d", maxUserData, len(r.CloudInit.UserData))
-	}
-	return nil
+	return s
 }
 
-// checkVMName accepts an RFC 1123 label: the VM name becomes a host name
-// inside the guest (cloud-init) and part of device names on the host.
-func checkVMName(s string) error {
-	if s == "" {
-		return invalidArgument("name is required")
+// checkVMSpec is the one check of a VM spec entering the API, on
+// POST /v1/vms and on the MicroVMCreate params of raw plans alike: every
+// problem vmspec finds, each named by its field (prefix + field), in one
+// 400 answer.
+func checkVMSpec(prefix string, s vmspec.Spec) error {
+	problems := vmspec.Problems(s.Validate())
+	if len(problems) == 0 {
+		return nil
 	}
-	ok := len(s) <= maxVMNameLen && s[0] != '-' && s[len(s)-1] != '-'
-	for i := 0; ok && i < len(s); i++ {
-		c := s[i]
-		ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'
+	msgs := make([]string, len(problems))
+	for i, p := range problems {
+		msgs[i] = prefix + p.Error()
 	}
-	if !ok {
-		return invalidArgument("name %q must be an RFC 1123 label: 1 to %d lowercase letters, digits or '-', starting and ending with a letter or digit", s, maxVMNameLen)
-	}
-	return nil
-}
-
-// checkHostPath accepts a clean absolute path on the host: the agent opens
-// it as is, so "..", relative paths and control characters are refused.
-func checkHostPath(field, p string) error {
-	if len(p) > maxPathLen || !strings.HasPrefix(p, "/") || path.Clean(p) != p || p == "/" {
-		return invalidArgument("%s %q must be a clean absolute path on the host", field, p)
-	}
-	for _, r := range p {
-		if r < 0x20 || r == 0x7f {
-			return invalidArgument("%s must not contain control characters", field)
-		}
-	}
-	return nil
+	return invalidArgument("%s", strings.Join(msgs, "; "))
 }
 
 // macFor derives the VM's NIC address from its id: locally administered
@@ -174,7 +122,7 @@ func (a *API) createVM(c *gin.Context) {
 			return
 		}
 	}
-	if err := req.validate(); err != nil {
+	if err := checkVMSpec("", req.spec()); err != nil {
 		a.writeError(c, err)
 		return
 	}
@@ -210,12 +158,8 @@ func (a *API) createVM(c *gin.Context) {
 		DesiredState: desired, ActualState: store.VMCreating, VCPUs: req.VCPUs, MemoryMiB: req.MemoryMiB,
 		Spec: spec, CreatedAt: now, UpdatedAt: now,
 	}
-	params, err := createParams(vm)
+	params, err := createParams(vm, start)
 	if err != nil {
-		a.writeError(c, fmt.Errorf("building create params of vm %s: %w", id, err))
-		return
-	}
-	if params, err = withStart(params, start); err != nil {
 		a.writeError(c, fmt.Errorf("building create params of vm %s: %w", id, err))
 		return
 	}
@@ -237,24 +181,6 @@ func (a *API) createVM(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusCreated, createdVMView{VM: viewVM(vm), Plan: viewPlan(plan)})
-}
-
-// withStart adds the boot choice to MicroVMCreate params; the agent boots
-// when it is absent, so it is written only when false.
-func withStart(params json.RawMessage, start bool) (json.RawMessage, error) {
-	if start {
-		return params, nil
-	}
-	var m map[string]any
-	if err := json.Unmarshal(params, &m); err != nil {
-		return nil, fmt.Errorf("decoding params: %w", err)
-	}
-	m["start"] = false
-	out, err := json.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("encoding params: %w", err)
-	}
-	return out, nil
 }
 
 // placeVM picks the host of a new VM: the one asked for, which must be a
@@ -306,6 +232,16 @@ func (a *API) placeVM(ctx context.Context, tenant, siteID, hostID uuid.UUID) (st
 		}
 		return bytes.Compare(x.ID[:], y.ID[:])
 	}), nil
+}
+
+// isDeleted: the VM was deleted (or is being deleted); it accepts no
+// further action, from the VM routes or from a raw plan.
+func isDeleted(vm store.VM) bool {
+	return vm.DesiredState == store.VMDeleted || vm.ActualState == store.VMDeleted
+}
+
+func vmDeleted(id uuid.UUID) *Error {
+	return &Error{Status: http.StatusConflict, Code: CodeVMDeleted, Message: fmt.Sprintf("vm %s was deleted; it accepts no further action", id)}
 }
 
 func isConflict(err error) bool { return errors.Is(err, store.ErrConflict) }
@@ -367,8 +303,8 @@ func (a *API) vmActionHandler(act vmAction) gin.HandlerFunc {
 			return
 		}
 		setAuditTarget(c, id.String())
-		if vm.DesiredState == store.VMDeleted || vm.ActualState == store.VMDeleted {
-			a.writeError(c, &Error{Status: http.StatusConflict, Code: CodeVMDeleted, Message: fmt.Sprintf("vm %s was deleted; it accepts no further action", id)})
+		if isDeleted(vm) {
+			a.writeError(c, vmDeleted(id))
 			return
 		}
 		if act.typ == store.ActionMicroVMReboot && vm.DesiredState != store.VMRunning {
