@@ -255,7 +255,7 @@ func TestFlowCreateVM(t *testing.T) {
 	f.key(tea.KeyEnter)
 	f.key(tea.KeyEnter)
 	f.key(tea.KeyEnter)
-	f.waitFor("disk image: required")
+	f.waitFor("disk_image is required")
 	f.typ("/images/alpine.raw")
 	f.key(tea.KeyEnter)
 	f.waitFor("created vm web-3 on ams-01")

@@ -265,6 +265,8 @@ func TestExitCodes(t *testing.T) {
 		{"bad execution id", []string{"logs", "xyz"}, exitUsage, "", "not an execution id"},
 		{"delete from a script needs --yes", []string{"--context", "acme", "vm", "delete", "web-1"}, exitUsage, "", "--yes"},
 		{"vm create missing flags", []string{"--context", "acme", "vm", "create", "--name", "x"}, exitUsage, "", "--disk-image"},
+		{"vm create over the server's vcpu bound", []string{"--context", "acme", "vm", "create", "--name", "x", "--site", "fra1", "--disk-image", "/img/a.raw", "--vcpus", "65"}, exitUsage, "", "vcpus must be 1 to 64, not 65"},
+		{"vm create relative disk", []string{"--context", "acme", "vm", "create", "--name", "x", "--site", "fra1", "--disk-image", "img/a.raw"}, exitUsage, "", "disk_image \"img/a.raw\" must be an absolute path"},
 		{"viewer cannot mutate", []string{"--context", "viewer", "token", "create", "--site", "fra1"}, exitAuth, "forbidden", ""},
 		{"read-only context", []string{"--context", "guarded", "token", "create", "--site", "fra1"}, exitAuth, "", "read-only"},
 		{"read-only context refuses vm start", []string{"--context", "guarded", "vm", "start", "web-1"}, exitAuth, "", "read-only"},

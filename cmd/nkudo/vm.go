@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kubedoio/n-kudo/internal/client"
+	"github.com/kubedoio/n-kudo/internal/vmspec"
 )
 
 func (a *app) vmCmd() *cobra.Command {
@@ -49,8 +50,10 @@ func (a *app) vmCreateCmd() *cobra.Command {
 			if name == "" || site == "" || diskImage == "" {
 				return usagef("--name, --site and --disk-image are required")
 			}
-			if vcpus < 1 || memoryMiB < 1 {
-				return usagef("--vcpus and --memory-mib must be positive")
+			// The server's own rule, so a VM refused for its shape is
+			// refused here, before any request, with the same words.
+			if err := (vmspec.Spec{Name: name, VCPUs: vcpus, MemoryMiB: memoryMiB, DiskImage: diskImage, Kernel: kernel, Cmdline: cmdline}).Validate(); err != nil {
+				return usagef("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
 			}
 			if output != "text" && output != "json" {
 				return usagef("-o %q: want text or json", output)

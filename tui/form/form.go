@@ -3,7 +3,6 @@ package form
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -13,6 +12,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
+	"github.com/kubedoio/n-kudo/internal/vmspec"
 	"github.com/kubedoio/n-kudo/tui/data"
 	"github.com/kubedoio/n-kudo/tui/style"
 )
@@ -138,16 +138,14 @@ func (m *Model) SetValue(field int, v string) { m.inputs[field].SetValue(v) }
 // Err is the last validation error.
 func (m Model) Err() error { return m.err }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
 // Validate turns field values into a spec, resolving the site and host
 // by name or id. An empty host leaves HostID empty (the server places the
 // VM); a host decides the site, and a site given with it must agree.
 func Validate(values [fieldCount]string, sites []data.Site, hosts []data.Host) (data.VMSpec, error) {
 	var spec data.VMSpec
 	spec.Name = strings.TrimSpace(values[FieldName])
-	if !nameRE.MatchString(spec.Name) {
-		return spec, fmt.Errorf("name %q: lowercase letters, digits and dashes, up to 63: %w", spec.Name, ErrInvalid)
+	if err := vmspec.CheckName(spec.Name); err != nil {
+		return spec, invalid(err)
 	}
 	sn := strings.TrimSpace(values[FieldSite])
 	var site data.Site
@@ -185,21 +183,32 @@ func Validate(values [fieldCount]string, sites []data.Site, hosts []data.Host) (
 		spec.SiteID = site.ID
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(values[FieldVCPUs]))
-	if err != nil || n < 1 || n > 256 {
-		return spec, fmt.Errorf("vcpus %q: a whole number from 1 to 256: %w", values[FieldVCPUs], ErrInvalid)
+	if err != nil {
+		return spec, fmt.Errorf("vcpus %q: a whole number from %d to %d: %w", values[FieldVCPUs], vmspec.MinVCPUs, vmspec.MaxVCPUs, ErrInvalid)
+	}
+	if err := vmspec.CheckVCPUs(n); err != nil {
+		return spec, invalid(err)
 	}
 	spec.VCPUs = n
 	n, err = strconv.Atoi(strings.TrimSpace(values[FieldMemory]))
-	if err != nil || n < 64 || n > 4<<20 {
-		return spec, fmt.Errorf("memory %q: MiB from 64 to 4194304: %w", values[FieldMemory], ErrInvalid)
+	if err != nil {
+		return spec, fmt.Errorf("memory %q: MiB from %d to %d: %w", values[FieldMemory], vmspec.MinMemoryMiB, vmspec.MaxMemoryMiB, ErrInvalid)
+	}
+	if err := vmspec.CheckMemoryMiB(n); err != nil {
+		return spec, invalid(err)
 	}
 	spec.MemoryMiB = n
 	spec.DiskImage = strings.TrimSpace(values[FieldDisk])
-	if spec.DiskImage == "" {
-		return spec, fmt.Errorf("disk image: required: %w", ErrInvalid)
+	if err := vmspec.CheckHostPath(vmspec.FieldDiskImage, spec.DiskImage); err != nil {
+		return spec, invalid(err)
 	}
 	return spec, nil
 }
+
+// invalid marks a vmspec problem as the form's ErrInvalid; the form checks
+// with the server's own rule (internal/vmspec), so what it accepts the
+// server accepts.
+func invalid(err error) error { return fmt.Errorf("%v: %w", err, ErrInvalid) }
 
 func (m *Model) setFocus(i int) tea.Cmd {
 	m.inputs[m.focus].Blur()

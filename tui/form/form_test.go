@@ -64,7 +64,12 @@ func TestValidate(t *testing.T) {
 		{name: "zero vcpus", values: with("vcpus", "0"), wantErr: "vcpus"},
 		{name: "non-numeric memory", values: with("memory", "lots"), wantErr: "memory"},
 		{name: "tiny memory", values: with("memory", "16"), wantErr: "memory"},
-		{name: "no disk", values: with("disk", " "), wantErr: "disk image"},
+		{name: "no disk", values: with("disk", " "), wantErr: "disk_image is required"},
+		{name: "vcpus over the server's bound", values: with("vcpus", "65"), wantErr: "vcpus must be 1 to 64"},
+		{name: "memory over 1 TiB", values: with("memory", "1048577"), wantErr: "memory_mib must be 64 to 1048576"},
+		{name: "relative disk", values: with("disk", "img/a.raw"), wantErr: "absolute"},
+		{name: "disk with comma", values: with("disk", "/img/a.raw,readonly=off"), wantErr: "','"},
+		{name: "disk with dot-dot", values: with("disk", "/img/../etc/shadow"), wantErr: "'..'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,7 +136,7 @@ func TestHandle(t *testing.T) {
 			name: "ctrl+s submits from any field",
 			opts: Options{Sites: sites, Hosts: hosts, Host: "fra-01"},
 			keys: []tea.KeyMsg{typ("db"), {Type: tea.KeyCtrlS}},
-			want: Editing, wantErr: "disk image", focus: FieldName,
+			want: Editing, wantErr: "disk_image is required", focus: FieldName,
 		},
 		{
 			name: "tab completes a host before moving on",
