@@ -21,6 +21,7 @@ import (
 	"github.com/kubedoio/n-kudo/internal/agent/execlog"
 	"github.com/kubedoio/n-kudo/internal/agent/executor"
 	"github.com/kubedoio/n-kudo/internal/agent/identity"
+	"github.com/kubedoio/n-kudo/internal/agent/imagedir"
 	"github.com/kubedoio/n-kudo/internal/agentproto"
 	"github.com/kubedoio/n-kudo/internal/backoff"
 	"github.com/kubedoio/n-kudo/internal/hypervisor"
@@ -83,7 +84,10 @@ type Options struct {
 	StateDir string
 	Identity *identity.Identity
 	Provider hypervisor.Provider
-	Facts    FactSource
+	// Images confines the files VMs boot from (--image-dir); nil refuses
+	// every VM create.
+	Images *imagedir.Dirs
+	Facts  FactSource
 	// NetBird is nil while NetBird support is off: the agent reports
 	// state "disabled".
 	NetBird NetBirdSource
@@ -217,7 +221,7 @@ func New(o Options) (*Agent, error) {
 		caPEM: o.Identity.CAPEM,
 	}
 	a.exec = executor.New(executor.Options{
-		Provider: o.Provider, Cache: cache, Queue: queue, Logs: logs, Notifier: a,
+		Provider: o.Provider, Images: o.Images, Cache: cache, Queue: queue, Logs: logs, Notifier: a,
 		Logger: o.Logger.With("component", "executor"), Now: o.Now,
 	})
 	return a, nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/kubedoio/n-kudo/internal/agent"
 	"github.com/kubedoio/n-kudo/internal/agent/hostfacts"
 	"github.com/kubedoio/n-kudo/internal/agent/identity"
+	"github.com/kubedoio/n-kudo/internal/agent/imagedir"
 	"github.com/kubedoio/n-kudo/internal/backoff"
 	"github.com/kubedoio/n-kudo/internal/hub"
 	"github.com/kubedoio/n-kudo/internal/hypervisor"
@@ -121,8 +123,13 @@ func (e *env) start(ta *testAgent, tweak func(*agent.Options)) {
 	require.NoError(e.t, err)
 	caps, err := pv.Capabilities(context.Background())
 	require.NoError(e.t, err)
+	imagesDir := filepath.Join(ta.stateDir, "images")
+	require.NoError(e.t, os.MkdirAll(imagesDir, 0o700))
+	require.NoError(e.t, os.WriteFile(filepath.Join(imagesDir, "root.img"), []byte("disk"), 0o600))
+	images, err := imagedir.New([]string{imagesDir})
+	require.NoError(e.t, err)
 	o := agent.Options{
-		StateDir: ta.stateDir, Identity: id, Provider: pv, AgentVersion: "test",
+		StateDir: ta.stateDir, Identity: id, Provider: pv, Images: images, AgentVersion: "test",
 		Facts:   agent.NewHostFacts(hostfacts.Options{Hostname: "edge-1", Hypervisor: caps, AgentVersion: "test"}),
 		Backoff: &backoff.Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond},
 	}
@@ -174,7 +181,7 @@ func (e *env) createVMPlan(ta *testAgent) (store.Plan, uuid.UUID) {
 		DesiredState: store.VMRunning, ActualState: store.VMCreating, VCPUs: 1, MemoryMiB: 128,
 		Spec: json.RawMessage(`{"disk_image":"/img/root.img"}`), CreatedAt: now, UpdatedAt: now,
 	}))
-	params := fmt.Sprintf(`{"name":%q,"vcpus":1,"memory_mib":128,"disk_image":"/img/root.img"}`, name)
+	params := fmt.Sprintf(`{"name":%q,"vcpus":1,"memory_mib":128,"disk_image":%q}`, name, filepath.Join(ta.stateDir, "images", "root.img"))
 	p := store.Plan{
 		ID: store.NewID(), TenantID: e.tenant, SiteID: e.site, HostID: ta.host, AgentID: ta.id,
 		Status: store.StatusPending, CreatedAt: now, UpdatedAt: now,

@@ -73,6 +73,10 @@ type Hypervisor struct {
 	Version string `json:"version,omitempty"`
 	// Simulated is true when no real VM runs behind this host's VMs.
 	Simulated bool `json:"simulated"`
+	// Unavailable says why this hypervisor cannot run VMs on the host
+	// (its binary is missing, /dev/kvm cannot be opened, …); empty when
+	// it can. The agent stays connected and fails VM actions with it.
+	Unavailable string `json:"unavailable,omitempty"`
 }
 
 // Validate checks the facts.
@@ -140,6 +144,9 @@ func (h Hypervisor) Validate() error {
 		return err
 	}
 	if err := checkText("version", h.Version, MaxNameBytes); err != nil {
+		return err
+	}
+	if err := checkText("unavailable", h.Unavailable, MaxErrorBytes); err != nil {
 		return err
 	}
 	// A sim host that did not say so would pass for real hardware in

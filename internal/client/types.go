@@ -209,6 +209,9 @@ type HypervisorInfo struct {
 	Kind      string `json:"kind"`
 	Version   string `json:"version,omitempty"`
 	Simulated bool   `json:"simulated"`
+	// Unavailable says why the host's hypervisor cannot run VMs; empty
+	// when it can.
+	Unavailable string `json:"unavailable,omitempty"`
 }
 
 // NetBirdStatus is a host's NetBird mesh state; State is empty when the

@@ -72,6 +72,9 @@ type Capabilities struct {
 	PauseResume bool `json:"pause_resume"`
 	// Reboot is true when Reboot is supported.
 	Reboot bool `json:"reboot"`
+	// Unavailable says why the hypervisor cannot run VMs on this host;
+	// empty when it can (see NewUnavailable).
+	Unavailable string `json:"unavailable,omitempty"`
 }
 
 // CloudInit is the NoCloud seed given to the guest.

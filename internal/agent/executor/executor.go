@@ -13,8 +13,10 @@ import (
 
 	"github.com/kubedoio/n-kudo/internal/agent/actioncache"
 	"github.com/kubedoio/n-kudo/internal/agent/execlog"
+	"github.com/kubedoio/n-kudo/internal/agent/imagedir"
 	"github.com/kubedoio/n-kudo/internal/agentproto"
 	"github.com/kubedoio/n-kudo/internal/hypervisor"
+	"github.com/kubedoio/n-kudo/internal/vmspec"
 )
 
 // Sentinel errors.
@@ -52,6 +54,9 @@ type Options struct {
 	Notifier Notifier
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Images confines the host files a VM boots from; nil refuses every
+	// MicroVMCreate.
+	Images *imagedir.Dirs
 	// ActionTimeout bounds one provider call; zero means 10 minutes.
 	ActionTimeout time.Duration
 }
@@ -157,6 +162,12 @@ func (e *Executor) RunAction(ctx context.Context, planID uuid.UUID, a agentproto
 		return agentproto.ActionResult{}, fmt.Errorf("running action %s: %w", a.ActionID, ctx.Err())
 	}
 	vmState := e.vmState(ctx, a.VMID)
+	if runErr != nil && vmState == "" && a.Type == agentproto.ActionMicroVMCreate {
+		// Refused before the provider knew the VM (bad params, a path
+		// outside the image directories): the VM is failed, with the
+		// reason, rather than left "creating".
+		vmState = agentproto.VMFailed
+	}
 	var r agentproto.ActionResult
 	if runErr != nil {
 		msg := fmt.Sprintf("%s of vm %s failed: %v", a.Type, a.VMID, runErr)
@@ -212,27 +223,47 @@ func (e *Executor) logLine(a agentproto.Action, stream, msg string) {
 	e.o.Logs.Append(a.ExecutionID, stream, msg, e.o.Now())
 }
 
-// createParams is the MicroVMCreate params object: the VM spec (the id
-// comes from the action) and whether to boot it.
-type createParams struct {
-	hypervisor.VMSpec
-	// Start boots the VM after creating it; absent means true.
-	Start *bool `json:"start,omitempty"`
-}
-
 func parseCreate(a agentproto.Action) (hypervisor.VMSpec, bool, error) {
 	if len(a.Params) == 0 {
 		return hypervisor.VMSpec{}, false, fmt.Errorf("%w: MicroVMCreate needs the VM spec in params", ErrBadParams)
 	}
-	var p createParams
+	// Lenient (unknown fields ignored): a newer server may send more.
+	var p vmspec.CreateParams
 	if err := json.Unmarshal(a.Params, &p); err != nil {
 		return hypervisor.VMSpec{}, false, fmt.Errorf("%w: %w", ErrBadParams, err)
 	}
 	if p.ID != uuid.Nil && p.ID != a.VMID {
 		return hypervisor.VMSpec{}, false, fmt.Errorf("%w: params id %s is not the action's vm %s", ErrBadParams, p.ID, a.VMID)
 	}
-	p.ID = a.VMID
-	return p.VMSpec, p.Start == nil || *p.Start, nil
+	spec := hypervisor.VMSpec{
+		ID: a.VMID, Name: p.Name, VCPUs: p.VCPUs, MemoryMiB: p.MemoryMiB, Kernel: p.Kernel, Cmdline: p.Cmdline,
+		DiskImage: p.DiskImage, MAC: p.MAC,
+	}
+	if p.CloudInit != nil {
+		spec.CloudInit.UserData = p.CloudInit.UserData
+	}
+	return spec, p.Start == nil || *p.Start, nil
+}
+
+// confine replaces the spec's host files by their real paths inside the
+// image directories, or refuses the spec, before any provider opens or
+// copies them. Every provider (sim and cloud-hypervisor alike) gets only
+// confined paths, so the rule holds whatever the VMM.
+func (e *Executor) confine(spec *hypervisor.VMSpec) error {
+	if e.o.Images == nil {
+		return fmt.Errorf("%w: no image directories are configured; start the agent with --image-dir", imagedir.ErrOutside)
+	}
+	real, err := e.o.Images.Resolve(vmspec.FieldDiskImage, spec.DiskImage)
+	if err != nil {
+		return err
+	}
+	spec.DiskImage = real
+	if spec.Kernel != "" {
+		if spec.Kernel, err = e.o.Images.Resolve(vmspec.FieldKernel, spec.Kernel); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // apply calls the provider. Each call is idempotent in its goal state, so
@@ -243,6 +274,9 @@ func (e *Executor) apply(ctx context.Context, a agentproto.Action) error {
 	case agentproto.ActionMicroVMCreate:
 		spec, start, err := parseCreate(a)
 		if err != nil {
+			return err
+		}
+		if err := e.confine(&spec); err != nil {
 			return err
 		}
 		if err := pv.Create(ctx, spec); err != nil {

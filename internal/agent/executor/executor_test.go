@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/kubedoio/n-kudo/internal/agent/actioncache"
 	"github.com/kubedoio/n-kudo/internal/agent/execlog"
+	"github.com/kubedoio/n-kudo/internal/agent/imagedir"
 	"github.com/kubedoio/n-kudo/internal/agentproto"
 	"github.com/kubedoio/n-kudo/internal/hypervisor"
 	"github.com/kubedoio/n-kudo/internal/hypervisor/sim"
@@ -75,7 +77,9 @@ func newRig(t *testing.T, dir string) *rig {
 	logs, err := execlog.Open(filepath.Join(dir, "logs.json"), 0)
 	require.NoError(t, err)
 	rec := newRecorder()
-	ex := New(Options{Provider: pv, Cache: cache, Queue: q, Logs: logs, Notifier: rec})
+	images, err := imagedir.New([]string{testImages})
+	require.NoError(t, err)
+	ex := New(Options{Provider: pv, Cache: cache, Queue: q, Logs: logs, Notifier: rec, Images: images})
 	return &rig{dir: dir, pv: pv, cache: cache, queue: q, logs: logs, rec: rec, ex: ex}
 }
 
@@ -88,7 +92,7 @@ func action(typ string, vm uuid.UUID, params string) agentproto.Action {
 }
 
 func specParams(name string, start bool) string {
-	b, _ := json.Marshal(map[string]any{"name": name, "vcpus": 1, "memory_mib": 128, "disk_image": "/var/lib/images/root.img", "start": start})
+	b, _ := json.Marshal(map[string]any{"name": name, "vcpus": 1, "memory_mib": 128, "disk_image": filepath.Join(testImages, "root.img"), "start": start})
 	return string(b)
 }
 
@@ -151,7 +155,8 @@ func TestRunPlan(t *testing.T) {
 				action(agentproto.ActionMicroVMStart, vm, ""),
 			},
 			wantStatus: []string{"failed", "failed"},
-			wantStates: []string{"", ""},
+			// The refused create leaves the VM failed, not "creating".
+			wantStates: []string{"failed", ""},
 		},
 		{
 			name: "illegal transition fails",
@@ -167,7 +172,7 @@ func TestRunPlan(t *testing.T) {
 			name:       "create without params fails",
 			actions:    []agentproto.Action{action(agentproto.ActionMicroVMCreate, vm, "")},
 			wantStatus: []string{"failed"},
-			wantStates: []string{""},
+			wantStates: []string{"failed"},
 		},
 	}
 	for _, tt := range tests {
@@ -343,4 +348,72 @@ func TestQueuePersists(t *testing.T) {
 	added, err := q2.Add(p1)
 	require.NoError(t, err)
 	assert.False(t, added)
+}
+
+// TestCreateConfinedToImageDirs: a VM's disk image and kernel must be
+// regular files inside the image directories, symlinks resolved; anything
+// else fails the create, naming the allowed directories, before the
+// provider sees the VM (so nothing is opened or copied).
+func TestCreateConfinedToImageDirs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	require.NoError(t, os.WriteFile(secret, []byte("root:x:0:0"), 0o600))
+	link := filepath.Join(testImages, "link-"+uuid.NewString()+".img")
+	require.NoError(t, os.Symlink(secret, link))
+	t.Cleanup(func() { _ = os.Remove(link) })
+	root := filepath.Join(testImages, "root.img")
+	params := func(disk, kernel string) string {
+		m := map[string]any{"name": "web-1", "vcpus": 1, "memory_mib": 128, "disk_image": disk}
+		if kernel != "" {
+			m["kernel"] = kernel
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	tests := []struct {
+		name, params, field string
+		images              bool
+	}{
+		{"disk outside", params(secret, ""), "disk_image", true},
+		{"symlink inside pointing outside", params(link, ""), "disk_image", true},
+		{"kernel outside", params(root, secret), "kernel", true},
+		{"comma", params(filepath.Join(testImages, "a,b.img"), ""), "disk_image", true},
+		{"no image dirs configured", params(root, ""), "--image-dir", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, t.TempDir())
+			if !tt.images {
+				r.ex.o.Images = nil
+			}
+			vm := uuid.New()
+			p := agentproto.Plan{PlanID: uuid.New(), Actions: []agentproto.Action{action(agentproto.ActionMicroVMCreate, vm, tt.params)}}
+			require.NoError(t, r.ex.RunPlan(context.Background(), p))
+			res := r.rec.results()[0]
+			require.Equal(t, agentproto.ResultFailed, res.Status)
+			require.Equal(t, agentproto.VMFailed, res.VMState)
+			require.Contains(t, res.Error, tt.field)
+			if tt.images {
+				require.Contains(t, res.Error, testImages, "the message names the allowed directories")
+			}
+			_, err := r.pv.State(context.Background(), vm)
+			require.ErrorIs(t, err, hypervisor.ErrNotFound, "the provider never saw the vm")
+		})
+	}
+
+	// Inside, through a symlink that stays inside: the provider gets the
+	// real path.
+	r := newRig(t, t.TempDir())
+	inner := filepath.Join(testImages, "current-"+uuid.NewString()+".img")
+	require.NoError(t, os.Symlink(root, inner))
+	t.Cleanup(func() { _ = os.Remove(inner) })
+	vm := uuid.New()
+	p := agentproto.Plan{PlanID: uuid.New(), Actions: []agentproto.Action{action(agentproto.ActionMicroVMCreate, vm, params(inner, ""))}}
+	require.NoError(t, r.ex.RunPlan(context.Background(), p))
+	require.Equal(t, agentproto.ResultSucceeded, r.rec.results()[0].Status)
+	spec, ok := r.pv.Spec(vm)
+	require.True(t, ok)
+	require.Equal(t, root, spec.DiskImage)
 }

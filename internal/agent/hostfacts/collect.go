@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -68,6 +70,8 @@ func Collect(ctx context.Context, opts Options) (agentproto.HostFacts, error) {
 			Kind:      opts.Hypervisor.Kind,
 			Version:   opts.Hypervisor.Version,
 			Simulated: opts.Hypervisor.Simulated,
+			// Bounded like every free-text reason on the wire.
+			Unavailable: truncateText(opts.Hypervisor.Unavailable, agentproto.MaxErrorBytes),
 		},
 		NetBirdVersion: opts.NetBirdVersion,
 		AgentVersion:   opts.AgentVersion,
@@ -270,4 +274,17 @@ func (s *Sampler) Usage(ctx context.Context) (agentproto.Usage, error) {
 		u.DiskUsedBytes += d.used
 	}
 	return u, nil
+}
+
+// truncateText makes s valid UTF-8 of at most n bytes, cut on a rune
+// boundary: reasons come from error messages that may quote paths.
+func truncateText(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
