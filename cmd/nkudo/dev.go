@@ -92,6 +92,7 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 		return err
 	}
 	fmt.Fprintf(a.stderr, "nkudo dev: server %s, context %q is current, logs in %s\n", stack.URL, devContext, logPath)
+	fmt.Fprintf(a.stderr, "nkudo dev: VM images come from %s (try --disk-image %s)\n", stack.ImageDir, filepath.Join(stack.ImageDir, devstack.SampleImage))
 
 	if f.noTUI {
 		fmt.Fprintln(a.stdout, "nkudo dev: ready; press Ctrl-C to stop")

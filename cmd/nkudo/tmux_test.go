@@ -79,7 +79,8 @@ func TestConsoleInTmux(t *testing.T) {
 	tm.waitScreen(`Create VM`, `Site\s+dev-site`)
 	tm.text("e2e-1")
 	tm.keys("Enter", "Enter", "Enter", "Enter", "Enter")
-	tm.text("/var/lib/nkudo/images/e2e.raw")
+	// The dev stack's image dir holds the sample image (README).
+	tm.text(filepath.Join(dir, "data", "images", "alpine.raw"))
 	tm.keys("Enter")
 	tm.waitScreen(`created vm e2e-1 on dev-agent-[12] \(placed by the server\)`, `(?m)^e2e-1\s+running\s+running\b`)
 

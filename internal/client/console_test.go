@@ -16,6 +16,7 @@ import (
 	"github.com/kubedoio/n-kudo/internal/agent/enroll"
 	"github.com/kubedoio/n-kudo/internal/agent/hostfacts"
 	"github.com/kubedoio/n-kudo/internal/agent/identity"
+	"github.com/kubedoio/n-kudo/internal/agent/imagedir"
 	"github.com/kubedoio/n-kudo/internal/client"
 	"github.com/kubedoio/n-kudo/internal/devstack"
 	"github.com/kubedoio/n-kudo/internal/version"
@@ -80,8 +81,10 @@ func startDevStack(t *testing.T) *devstack.Stack {
 	require.NoError(t, err)
 	caps, err := pv.Capabilities(ctx)
 	require.NoError(t, err)
+	images, err := imagedir.New([]string{s.ImageDir})
+	require.NoError(t, err)
 	a, err := agent.New(agent.Options{
-		StateDir: stateDir, Identity: id, Provider: pv, RuntimeDir: runtimeDir, AgentVersion: version.Version,
+		StateDir: stateDir, Identity: id, Provider: pv, Images: images, RuntimeDir: runtimeDir, AgentVersion: version.Version,
 		Facts: agent.NewHostFacts(hostfacts.Options{Mounts: []string{runtimeDir}, Hostname: "console-agent", Hypervisor: caps, AgentVersion: version.Version}),
 	})
 	require.NoError(t, err)
@@ -130,7 +133,7 @@ func TestConsoleAgainstAgent(t *testing.T) {
 	defer cancel()
 
 	// No host: the server places the VM on the site's only online host.
-	created, err := c.CreateVM(ctx, client.CreateVMRequest{Name: "con-1", SiteID: stack.SiteID, VCPUs: 1, MemoryMiB: 128, DiskImage: "/img/alpine.raw"})
+	created, err := c.CreateVM(ctx, client.CreateVMRequest{Name: "con-1", SiteID: stack.SiteID, VCPUs: 1, MemoryMiB: 128, DiskImage: filepath.Join(stack.ImageDir, devstack.SampleImage)})
 	require.NoError(t, err)
 	vm := created.VM
 	require.NotEqual(t, uuid.Nil, vm.HostID, "the server chose a host")

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/kubedoio/n-kudo/internal/agent/enroll"
 	"github.com/kubedoio/n-kudo/internal/agent/hostfacts"
 	"github.com/kubedoio/n-kudo/internal/agent/identity"
+	"github.com/kubedoio/n-kudo/internal/agent/imagedir"
 	"github.com/kubedoio/n-kudo/internal/agent/statefile"
 	"github.com/kubedoio/n-kudo/internal/client"
 	"github.com/kubedoio/n-kudo/internal/hypervisor"
@@ -48,7 +50,8 @@ type ProviderFunc func(ctx context.Context, runtimeDir string, log *slog.Logger)
 // Options configure a Stack.
 type Options struct {
 	// DataDir holds everything: server/ (database, PKI, admin key),
-	// agents/agent-N/ (identity, state, runtime) and dev.json.
+	// agents/agent-N/ (identity, state, runtime), images/ (the agents'
+	// image directory, with a sample SampleImage) and dev.json.
 	DataDir string
 	// Agents is how many local agents to enroll and run.
 	Agents int
@@ -62,6 +65,15 @@ type Options struct {
 	// Logger receives the server's and the agents' logs.
 	Logger *slog.Logger
 }
+
+// SampleImage is the file every dev stack puts in its image directory, so
+// `nkudo vm create --disk-image <data-dir>/images/alpine.raw` works at
+// once. It is an empty sparse file: enough for the sim hypervisor, which
+// never reads it; a real VMM needs a real image put in its place.
+const SampleImage = "alpine.raw"
+
+// sampleImageSize is the apparent size of SampleImage (sparse: no blocks).
+const sampleImageSize = 1 << 30
 
 // SimProvider opens the simulated hypervisor.
 func SimProvider(_ context.Context, runtimeDir string, _ *slog.Logger) (hypervisor.Provider, error) {
@@ -78,6 +90,9 @@ type Stack struct {
 	TenantID uuid.UUID
 	SiteID   uuid.UUID
 	Agents   []identity.Info
+	// ImageDir is the agents' image directory (<data-dir>/images): VM
+	// disk images and kernels must be files inside it.
+	ImageDir string
 
 	group  *errgroup.Group
 	cancel context.CancelFunc
@@ -172,8 +187,15 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return fail(err)
 	}
 	s.Agents = ids
+	if s.ImageDir, err = makeImageDir(filepath.Join(o.DataDir, "images")); err != nil {
+		return fail(err)
+	}
+	images, err := imagedir.New([]string{s.ImageDir})
+	if err != nil {
+		return fail(fmt.Errorf("opening image dir: %w", err))
+	}
 	for i, id := range ids {
-		a, err := s.newAgent(gctx, o, agentDir(o.DataDir, i+1), id)
+		a, err := s.newAgent(gctx, o, agentDir(o.DataDir, i+1), id, images)
 		if err != nil {
 			return fail(err)
 		}
@@ -337,7 +359,35 @@ func (s *Stack) enrollAgents(ctx context.Context, o Options) ([]identity.Info, e
 	return ids, nil
 }
 
-func (s *Stack) newAgent(ctx context.Context, o Options, dir string, info identity.Info) (*agent.Agent, error) {
+// makeImageDir creates the stack's image directory with its SampleImage
+// (kept when it exists: the user may have put a real image there) and
+// returns its absolute path.
+func makeImageDir(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("locating image dir: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating image dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, SampleImage), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return dir, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("creating sample image: %w", err)
+	}
+	err = f.Truncate(sampleImageSize)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("sizing sample image: %w", err)
+	}
+	return dir, nil
+}
+
+func (s *Stack) newAgent(ctx context.Context, o Options, dir string, info identity.Info, images *imagedir.Dirs) (*agent.Agent, error) {
 	id, err := identity.Load(dir)
 	if err != nil {
 		return nil, fmt.Errorf("loading agent %s: %w", info.Hostname, err)
@@ -357,7 +407,7 @@ func (s *Stack) newAgent(ctx context.Context, o Options, dir string, info identi
 		Hypervisor: caps, AgentVersion: version.Version,
 	})
 	a, err := agent.New(agent.Options{
-		StateDir: dir, RuntimeDir: runtimeDir, Identity: id, Provider: pv, Facts: facts,
+		StateDir: dir, RuntimeDir: runtimeDir, Identity: id, Provider: pv, Images: images, Facts: facts,
 		AgentVersion: version.Version, Logger: log,
 	})
 	if err != nil {

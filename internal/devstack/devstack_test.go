@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -66,8 +67,10 @@ func TestStackRunsAndRestarts(t *testing.T) {
 	// A VM created on the dev stack boots on a simulated agent and its
 	// console can be read through the API (the agent tails the runtime
 	// dir the stack gave it).
+	// The README's example image: the stack's image dir holds it.
+	require.Equal(t, filepath.Join(dir, "images"), s.ImageDir)
 	created, err := c.CreateVM(ctx, client.CreateVMRequest{
-		Name: "web-1", SiteID: s.SiteID, VCPUs: 1, MemoryMiB: 128, DiskImage: "/var/lib/images/alpine.raw",
+		Name: "web-1", SiteID: s.SiteID, VCPUs: 1, MemoryMiB: 128, DiskImage: filepath.Join(s.ImageDir, SampleImage),
 	})
 	require.NoError(t, err)
 	deadline := time.Now().Add(30 * time.Second)
