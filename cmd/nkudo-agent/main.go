@@ -11,15 +11,19 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kubedoio/n-kudo/internal/agent"
+	"github.com/kubedoio/n-kudo/internal/agent/doctor"
 	"github.com/kubedoio/n-kudo/internal/agent/enroll"
 	"github.com/kubedoio/n-kudo/internal/agent/hostfacts"
 	"github.com/kubedoio/n-kudo/internal/agent/identity"
+	"github.com/kubedoio/n-kudo/internal/agent/imagedir"
 	"github.com/kubedoio/n-kudo/internal/hypervisor"
 	"github.com/kubedoio/n-kudo/internal/hypervisor/cloudhypervisor"
 	"github.com/kubedoio/n-kudo/internal/hypervisor/sim"
@@ -34,6 +38,7 @@ const (
 	envStateDir    = "NKUDO_STATE_DIR"
 	envRuntimeDir  = "NKUDO_RUNTIME_DIR"
 	envServer      = "NKUDO_SERVER"
+	envImageDirs   = "NKUDO_IMAGE_DIRS"
 )
 
 // errUnknownHypervisor: --hypervisor names no provider of this build.
@@ -63,7 +68,7 @@ func newRootCmd() *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), version.String("nkudo-agent"))
 		},
 	})
-	root.AddCommand(newEnrollCmd(), newRunCmd(), newHostfactsCmd())
+	root.AddCommand(newEnrollCmd(), newRunCmd(), newHostfactsCmd(), newDoctorCmd())
 	return root
 }
 
@@ -122,6 +127,8 @@ type runConfig struct {
 	stateDir, runtimeDir, hypervisor string
 	chBin, netbirdBin                string
 	bridge, firmware                 string
+	imageDirs                        []string
+	kvmDevice                        string
 	netbirdEnabled                   bool
 	netbirdAutoJoin                  bool
 	netbirdHostname                  string
@@ -142,6 +149,15 @@ func (c runConfig) Validate() error {
 	case hypervisor.KindSim, hypervisor.KindCloudHypervisor:
 	default:
 		return fmt.Errorf("--hypervisor %q: %w: want cloud-hypervisor or sim", c.hypervisor, errUnknownHypervisor)
+	}
+	// Cloud Hypervisor splits its options on ',' (--api-socket path=…).
+	for flag, dir := range map[string]string{"--state-dir": c.stateDir, "--runtime-dir": c.runtimeDir} {
+		if strings.Contains(dir, ",") {
+			return fmt.Errorf("%s %q must not contain ','", flag, dir)
+		}
+	}
+	if _, err := imagedir.New(c.imageDirs); err != nil {
+		return fmt.Errorf("--image-dir: %w", err)
 	}
 	if c.netbirdEnabled && c.netbirdProbe.Type != "" {
 		if err := c.netbirdProbe.Validate(); err != nil {
@@ -167,7 +183,10 @@ func newRunCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&c.stateDir, "state-dir", envOr(envStateDir, defaultStateDir()), "agent state directory [NKUDO_STATE_DIR]")
 	f.StringVar(&c.runtimeDir, "runtime-dir", envOr(envRuntimeDir, filepath.Join(defaultStateDir(), "runtime")), "directory for VM runtime files [NKUDO_RUNTIME_DIR]")
-	f.StringVar(&c.hypervisor, "hypervisor", hypervisor.KindSim, "VMM backend: cloud-hypervisor or sim (simulated)")
+	f.StringVar(&c.hypervisor, "hypervisor", hypervisor.KindCloudHypervisor, "VMM backend: cloud-hypervisor, or sim (simulated: no real VM runs)")
+	f.StringArrayVar(&c.imageDirs, "image-dir", defaultImageDirs(), "directory VM disk images and kernels must be in (repeatable) [NKUDO_IMAGE_DIRS, colon-separated]")
+	f.StringVar(&c.kvmDevice, "kvm-device", "/dev/kvm", "KVM device node (cloud-hypervisor)")
+	_ = f.MarkHidden("kvm-device")
 	f.StringVar(&c.chBin, "cloud-hypervisor-bin", "", "Cloud Hypervisor binary (default: cloud-hypervisor on PATH)")
 	f.StringVar(&c.bridge, "bridge", vmnet.DefaultBridge, "bridge the VMs' TAP devices attach to (cloud-hypervisor)")
 	f.StringVar(&c.firmware, "firmware", "", "firmware (hypervisor-fw or CLOUDHV.fd) for VMs created without a kernel (cloud-hypervisor)")
@@ -226,15 +245,24 @@ func run(ctx context.Context, c runConfig) error {
 	if err != nil {
 		return err
 	}
+	images, err := imagedir.New(c.imageDirs)
+	if err != nil {
+		return fmt.Errorf("--image-dir: %w", err)
+	}
 	a, err := agent.New(agent.Options{
-		StateDir: c.stateDir, RuntimeDir: c.runtimeDir, Identity: id, Provider: pv, Facts: facts,
+		StateDir: c.stateDir, RuntimeDir: c.runtimeDir, Identity: id, Provider: pv, Images: images, Facts: facts,
 		AgentVersion: version.Version, Logger: logger, NetBird: nb,
 	})
 	if err != nil {
 		return err
 	}
 	logger.Info("agent starting", "agent_id", id.Info.AgentID, "server", id.Info.Server,
-		"hypervisor", caps.Kind, "simulated", caps.Simulated, "version", version.Version)
+		"hypervisor", caps.Kind, "vmm_version", caps.Version, "simulated", caps.Simulated,
+		"image_dirs", strings.Join(c.imageDirs, ":"), "version", version.Version)
+	if caps.Unavailable != "" {
+		logger.Error("the hypervisor cannot run VMs on this host; VM actions will fail until it is fixed and the agent restarted (see `nkudo-agent doctor`)",
+			"hypervisor", caps.Kind, "reason", caps.Unavailable)
+	}
 	// The NetBird reconcile loop lives as long as the agent's session
 	// loop; either ending stops the other.
 	g, gctx := errgroup.WithContext(ctx)
@@ -266,15 +294,50 @@ func openProvider(c runConfig, logger *slog.Logger) (hypervisor.Provider, func()
 		}
 		return pv, func() error { return nil }, nil
 	case hypervisor.KindCloudHypervisor:
-		pv, err := cloudhypervisor.New(cloudhypervisor.Options{
-			Binary: c.chBin, RuntimeDir: dir, Bridge: c.bridge, Firmware: c.firmware, Logger: logger,
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("opening cloud-hypervisor: %w", err)
-		}
-		return pv, pv.Close, nil
+		return openCloudHypervisor(c, dir, logger)
 	}
 	return nil, nil, fmt.Errorf("--hypervisor %q: %w: want cloud-hypervisor or sim", c.hypervisor, errUnknownHypervisor)
+}
+
+// openCloudHypervisor opens the Cloud Hypervisor provider, or, when the
+// host cannot run it (binary missing, no usable /dev/kvm), a provider that
+// reports why in the host facts and fails every VM action with it: the
+// agent stays connected instead of exiting in a restart loop, and never
+// falls back to simulating.
+func openCloudHypervisor(c runConfig, dir string, logger *slog.Logger) (hypervisor.Provider, func() error, error) {
+	noop := func() error { return nil }
+	bin := c.chBin
+	if bin == "" {
+		bin = cloudhypervisor.BinaryName
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, problem := range []string{doctor.VMMProblem(ctx, bin), doctor.KVMProblem(c.kvmDevice)} {
+		if problem != "" {
+			return hypervisor.NewUnavailable(hypervisor.KindCloudHypervisor, problem), noop, nil
+		}
+	}
+	pv, err := cloudhypervisor.New(cloudhypervisor.Options{
+		Binary: c.chBin, RuntimeDir: dir, Bridge: c.bridge, Firmware: c.firmware, Logger: logger,
+	})
+	if err != nil {
+		return hypervisor.NewUnavailable(hypervisor.KindCloudHypervisor, fmt.Sprintf("opening cloud-hypervisor: %v", err)), noop, nil
+	}
+	return pv, pv.Close, nil
+}
+
+// defaultImageDirs is NKUDO_IMAGE_DIRS split on ':', or the default.
+func defaultImageDirs() []string {
+	var dirs []string
+	for _, d := range strings.Split(os.Getenv(envImageDirs), ":") {
+		if d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	if len(dirs) == 0 {
+		return []string{imagedir.DefaultDir}
+	}
+	return dirs
 }
 
 func newHostfactsCmd() *cobra.Command {
@@ -304,7 +367,7 @@ func newHostfactsCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&runtimeDir, "runtime-dir", "", "also report the file system of this directory")
-	cmd.Flags().StringVar(&kind, "hypervisor", hypervisor.KindSim, "VMM backend to describe: cloud-hypervisor or sim (simulated)")
+	cmd.Flags().StringVar(&kind, "hypervisor", hypervisor.KindCloudHypervisor, "VMM backend to describe: cloud-hypervisor, or sim (simulated)")
 	cmd.Flags().StringVar(&chBin, "cloud-hypervisor-bin", "cloud-hypervisor", "Cloud Hypervisor binary")
 	return cmd
 }
@@ -316,7 +379,12 @@ func probeHypervisor(ctx context.Context, kind, chBin string) (hypervisor.Capabi
 	case hypervisor.KindSim:
 		return hypervisor.Capabilities{Kind: hypervisor.KindSim, Version: sim.Version, Simulated: true, PauseResume: true, Reboot: true}, nil
 	case hypervisor.KindCloudHypervisor:
-		return cloudhypervisor.Probe(ctx, chBin)
+		caps, err := cloudhypervisor.Probe(ctx, chBin)
+		if err != nil {
+			// Reported, as the running agent reports it, not hidden.
+			return hypervisor.Capabilities{Kind: hypervisor.KindCloudHypervisor, Unavailable: err.Error()}, nil
+		}
+		return caps, nil
 	}
 	return hypervisor.Capabilities{}, fmt.Errorf("--hypervisor %q: %w: want cloud-hypervisor or sim", kind, errUnknownHypervisor)
 }

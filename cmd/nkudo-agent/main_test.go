@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kubedoio/n-kudo/internal/hypervisor"
-	"github.com/kubedoio/n-kudo/internal/hypervisor/cloudhypervisor"
 	"github.com/kubedoio/n-kudo/internal/hypervisor/sim"
 )
 
@@ -26,6 +26,10 @@ func TestOpenProvider(t *testing.T) {
 	require.NoError(t, os.WriteFile(vmm, []byte("#!/bin/sh\necho 'cloud-hypervisor v48.0'\n"), 0o755))
 	notExec := filepath.Join(bin, "not-executable")
 	require.NoError(t, os.WriteFile(notExec, []byte("data"), 0o644))
+	// A stand-in for /dev/kvm (this host may have none): the preflight
+	// only opens it read-write.
+	kvm := filepath.Join(bin, "kvm")
+	require.NoError(t, os.WriteFile(kvm, nil, 0o600))
 
 	cases := []struct {
 		name      string
@@ -34,14 +38,18 @@ func TestOpenProvider(t *testing.T) {
 		wantKind  string
 		wantVer   string
 		simulated bool
+		// unavailable is in the reason of a provider that cannot run.
+		unavailable string
 	}{
 		{name: "sim", cfg: runConfig{hypervisor: hypervisor.KindSim}, wantKind: hypervisor.KindSim, simulated: true},
-		{name: "cloud-hypervisor", cfg: runConfig{hypervisor: hypervisor.KindCloudHypervisor, chBin: vmm, bridge: "nkudotest0"},
+		{name: "cloud-hypervisor", cfg: runConfig{hypervisor: hypervisor.KindCloudHypervisor, chBin: vmm, bridge: "nkudotest0", kvmDevice: kvm},
 			wantKind: hypervisor.KindCloudHypervisor, wantVer: "v48.0"},
-		{name: "cloud-hypervisor binary missing", cfg: runConfig{hypervisor: hypervisor.KindCloudHypervisor, chBin: filepath.Join(bin, "nope")},
-			wantErr: cloudhypervisor.ErrNoBinary},
-		{name: "cloud-hypervisor binary not executable", cfg: runConfig{hypervisor: hypervisor.KindCloudHypervisor, chBin: notExec},
-			wantErr: cloudhypervisor.ErrNoBinary},
+		{name: "cloud-hypervisor binary missing", cfg: runConfig{hypervisor: hypervisor.KindCloudHypervisor, chBin: filepath.Join(bin, "nope"), kvmDevice: kvm},
+			wantKind: hypervisor.KindCloudHypervisor, unavailable: "not found"},
+		{name: "cloud-hypervisor binary not executable", cfg: runConfig{hypervisor: hypervisor.KindCloudHypervisor, chBin: notExec, kvmDevice: kvm},
+			wantKind: hypervisor.KindCloudHypervisor, unavailable: "not-executable"},
+		{name: "no kvm", cfg: runConfig{hypervisor: hypervisor.KindCloudHypervisor, chBin: vmm, kvmDevice: filepath.Join(bin, "no-kvm")},
+			wantKind: hypervisor.KindCloudHypervisor, unavailable: "no-kvm is missing"},
 		{name: "unknown", cfg: runConfig{hypervisor: "qemu"}, wantErr: errUnknownHypervisor},
 	}
 	for _, tc := range cases {
@@ -64,6 +72,14 @@ func TestOpenProvider(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tc.wantKind, caps.Kind)
 			require.Equal(t, tc.simulated, caps.Simulated)
+			require.Equal(t, tc.unavailable == "", caps.Unavailable == "", "unavailable: %q", caps.Unavailable)
+			require.Contains(t, caps.Unavailable, tc.unavailable)
+			if tc.unavailable != "" {
+				// VM actions fail with the reason; the agent keeps running.
+				err := pv.Start(context.Background(), uuid.New())
+				require.ErrorIs(t, err, hypervisor.ErrUnavailable)
+				require.ErrorContains(t, err, tc.unavailable)
+			}
 			if tc.wantVer != "" {
 				require.Equal(t, tc.wantVer, caps.Version)
 			}
@@ -73,7 +89,7 @@ func TestOpenProvider(t *testing.T) {
 
 func TestRunConfigValidate(t *testing.T) {
 	t.Parallel()
-	ok := runConfig{stateDir: "/s", runtimeDir: "/r", hypervisor: hypervisor.KindSim}
+	ok := runConfig{stateDir: "/s", runtimeDir: "/r", hypervisor: hypervisor.KindSim, imageDirs: []string{"/img"}}
 	cases := []struct {
 		name  string
 		tweak func(*runConfig)
@@ -84,6 +100,13 @@ func TestRunConfigValidate(t *testing.T) {
 		{"unknown hypervisor", func(c *runConfig) { c.hypervisor = "xen" }, false},
 		{"no state dir", func(c *runConfig) { c.stateDir = "" }, false},
 		{"no runtime dir", func(c *runConfig) { c.runtimeDir = "" }, false},
+		{"comma in runtime dir", func(c *runConfig) { c.runtimeDir = "/run/a,b" }, false},
+		{"comma in state dir", func(c *runConfig) { c.stateDir = "/var/lib/a,b" }, false},
+		{"no image dir", func(c *runConfig) { c.imageDirs = nil }, false},
+		{"relative image dir", func(c *runConfig) { c.imageDirs = []string{"images"} }, false},
+		{"comma in image dir", func(c *runConfig) { c.imageDirs = []string{"/img,x"} }, false},
+		{"image dir root", func(c *runConfig) { c.imageDirs = []string{"/"} }, false},
+		{"two image dirs", func(c *runConfig) { c.imageDirs = []string{"/img", "/srv/images"} }, true},
 		{"netbird", func(c *runConfig) { c.netbirdEnabled = true }, true},
 		{"netbird bad probe", func(c *runConfig) {
 			c.netbirdEnabled = true
@@ -120,12 +143,16 @@ func TestProbeHypervisor(t *testing.T) {
 		kind, bin string
 		wantErr   error
 		want      hypervisor.Capabilities
+		// unavailable is in the reason reported for a backend that
+		// cannot run.
+		unavailable string
 	}{
 		{name: "sim", kind: hypervisor.KindSim,
 			want: hypervisor.Capabilities{Kind: hypervisor.KindSim, Version: sim.Version, Simulated: true, PauseResume: true, Reboot: true}},
 		{name: "cloud-hypervisor", kind: hypervisor.KindCloudHypervisor, bin: vmm,
 			want: hypervisor.Capabilities{Kind: hypervisor.KindCloudHypervisor, Version: "v48.0", PauseResume: true, Reboot: true}},
-		{name: "cloud-hypervisor missing", kind: hypervisor.KindCloudHypervisor, bin: filepath.Join(bin, "nope"), wantErr: cloudhypervisor.ErrVMM},
+		{name: "cloud-hypervisor missing", kind: hypervisor.KindCloudHypervisor, bin: filepath.Join(bin, "nope"),
+			want: hypervisor.Capabilities{Kind: hypervisor.KindCloudHypervisor}, unavailable: filepath.Join(bin, "nope")},
 		{name: "unknown", kind: "qemu", wantErr: errUnknownHypervisor},
 	}
 	for _, tc := range cases {
@@ -137,6 +164,9 @@ func TestProbeHypervisor(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
+			require.Equal(t, tc.unavailable == "", got.Unavailable == "", "unavailable: %q", got.Unavailable)
+			require.Contains(t, got.Unavailable, tc.unavailable)
+			got.Unavailable = ""
 			require.Equal(t, tc.want, got)
 		})
 	}

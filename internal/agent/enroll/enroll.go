@@ -243,6 +243,15 @@ func saveNetBird(dir, key, managementURL string) error {
 	return nil
 }
 
+// TrustConfig is the TLS configuration enrollment uses to trust the
+// server, from a CA file or a CA fingerprint (exactly one of them), for
+// tools that must reach the server the same way before enrolling
+// (`nkudo-agent doctor`).
+func TrustConfig(caFile, caFingerprint string) (*tls.Config, error) {
+	_, conf, err := trust(Options{CAFile: caFile, CAFingerprint: caFingerprint})
+	return conf, err
+}
+
 // trust returns the TLS configuration that enforces the operator's trust
 // choice and a function returning the CA certificate it trusted (with a
 // fingerprint, known only once a handshake verified it).
