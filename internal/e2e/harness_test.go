@@ -28,11 +28,16 @@ import (
 	"github.com/kubedoio/n-kudo/internal/store/sqlite"
 )
 
-// Paths of the binaries built once by TestMain.
+// Paths of the binaries built once by TestMain, and the image directory
+// every agent runs with (--image-dir), holding sampleImage.
 var (
 	serverBin string
 	agentBin  string
+	imagesDir string
 )
+
+// sampleImage is the disk image of the VMs the harness seeds.
+const sampleImage = "alpine.raw"
 
 const adminKey = "e2e-admin-key-0123456789abcdef"
 
@@ -58,6 +63,15 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	serverBin = filepath.Join(dir, "nkudo-server")
 	agentBin = filepath.Join(dir, "nkudo-agent")
+	imagesDir = filepath.Join(dir, "images")
+	if err := os.Mkdir(imagesDir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "creating image dir:", err)
+		return 1
+	}
+	if err := os.WriteFile(filepath.Join(imagesDir, sampleImage), make([]byte, 4096), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "creating sample image:", err)
+		return 1
+	}
 	for bin, pkg := range map[string]string{serverBin: "./cmd/nkudo-server", agentBin: "./cmd/nkudo-agent"} {
 		args := []string{"build", "-o", bin}
 		if raceEnabled {
@@ -419,7 +433,7 @@ func (a *agent) loadIDs() {
 func (a *agent) run() {
 	a.t.Helper()
 	a.proc = start(a.t, filepath.Join(a.dir, "agent.log"), nil, agentBin,
-		"run", "--state-dir", a.stateDir, "--runtime-dir", a.runtime, "--hypervisor", "sim", "--log-level", "debug")
+		"run", "--state-dir", a.stateDir, "--runtime-dir", a.runtime, "--hypervisor", "sim", "--image-dir", imagesDir, "--log-level", "debug")
 }
 
 // stop stops the agent gracefully (SIGTERM) and waits for it.
@@ -499,7 +513,7 @@ func createVM(t testing.TB, st store.Store, tn tenant, host uuid.UUID, name stri
 	vm := store.VM{
 		ID: store.NewID(), TenantID: tn.id, SiteID: tn.site, HostID: host, Name: name,
 		DesiredState: store.VMRunning, ActualState: store.VMCreating, VCPUs: 1, MemoryMiB: 128,
-		Spec: json.RawMessage(`{"disk_image":"/var/lib/nkudo/images/alpine.raw"}`), CreatedAt: now, UpdatedAt: now,
+		Spec: json.RawMessage(fmt.Sprintf(`{"disk_image":%q}`, filepath.Join(imagesDir, sampleImage))), CreatedAt: now, UpdatedAt: now,
 	}
 	require.NoError(t, st.CreateVM(context.Background(), vm))
 	return vm.ID

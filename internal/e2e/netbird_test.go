@@ -213,7 +213,7 @@ func (s *server) hostNetBird(tn tenant, host uuid.UUID) hostNetBird {
 func (a *agent) runWithNetBird(bin string) {
 	a.t.Helper()
 	a.proc = start(a.t, filepath.Join(a.dir, "agent.log"), nil, agentBin,
-		"run", "--state-dir", a.stateDir, "--runtime-dir", a.runtime, "--hypervisor", "sim", "--log-level", "debug",
+		"run", "--state-dir", a.stateDir, "--runtime-dir", a.runtime, "--hypervisor", "sim", "--image-dir", imagesDir, "--log-level", "debug",
 		"--netbird-enabled", "--netbird-auto-join", "--netbird-bin", bin)
 }
 

@@ -52,7 +52,7 @@ func (f *vmFlow) startAgent(flags ...string) {
 	require.NoError(f.t, err)
 	f.t.Cleanup(func() { _ = os.RemoveAll(runtime) })
 	f.ag.runtime = runtime
-	args := append([]string{"run", "--state-dir", f.ag.stateDir, "--runtime-dir", runtime, "--log-level", "debug"}, flags...)
+	args := append([]string{"run", "--state-dir", f.ag.stateDir, "--runtime-dir", runtime, "--image-dir", f.images, "--log-level", "debug"}, flags...)
 	f.ag.proc = start(f.t, filepath.Join(f.ag.dir, "agent.log"), nil, agentBin, args...)
 	f.srv.waitOnline(f.tn, f.ag.hostID)
 }
@@ -261,7 +261,11 @@ func TestVMLifecycleCloudHypervisor(t *testing.T) {
 			_ = netlink.LinkDel(l)
 		}
 	})
-	f.startAgent("--hypervisor", "cloud-hypervisor", "--cloud-hypervisor-bin", bin, "--bridge", bridge)
+	// This host may have no /dev/kvm; the stand-in VMM needs none, and
+	// the agent's preflight only opens the device read-write.
+	kvm := filepath.Join(binDir, "kvm")
+	require.NoError(t, os.WriteFile(kvm, nil, 0o600))
+	f.startAgent("--hypervisor", "cloud-hypervisor", "--cloud-hypervisor-bin", bin, "--bridge", bridge, "--kvm-device", kvm)
 
 	var host struct {
 		Facts struct {
