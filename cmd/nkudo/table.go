@@ -133,6 +133,9 @@ func renderHosts(w io.Writer, now time.Time, n names, items []client.Host) error
 		if h.Simulated() {
 			hv = "sim [simulated]"
 		}
+		if h.Facts.Hypervisor.Unavailable != "" {
+			hv += " [unavailable: " + h.Facts.Hypervisor.Unavailable + "]"
+		}
 		nb := dash(h.NetBird.State)
 		if h.NetBird.IP != "" {
 			nb += " " + h.NetBird.IP

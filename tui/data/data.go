@@ -86,6 +86,9 @@ type Host struct {
 	// Simulated marks hosts whose agent runs the sim hypervisor; every view
 	// labels them so nobody mistakes a dev fleet for real machines.
 	Simulated bool
+	// HypervisorUnavailable says why the host's hypervisor cannot run VMs
+	// (binary missing, no /dev/kvm); empty when it can.
+	HypervisorUnavailable string
 }
 
 // Agent is the agent identity behind a host.

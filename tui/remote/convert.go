@@ -22,6 +22,8 @@ func convHost(h client.Host) data.Host {
 		Online:    h.Online,
 		NetBird:   data.NetBird{State: h.NetBird.State, IP: h.NetBird.IP},
 		Simulated: h.Simulated(),
+
+		HypervisorUnavailable: h.Facts.Hypervisor.Unavailable,
 	}
 	if h.LastSeenAt != nil {
 		out.LastSeenAt = *h.LastSeenAt

@@ -94,7 +94,7 @@ func styler(k Kind, st style.Styles) table.CellStyler {
 			}
 		}
 		switch {
-		case k == VMs && c == 3 && strings.Contains(cell, "drift"), k == Sites && (c == 3 || c == 5) && cell != "0":
+		case k == VMs && c == 3 && strings.Contains(cell, "drift"), k == Sites && (c == 3 || c == 5) && cell != "0", cell == UnavailableLabel:
 			return st.Bad
 		case cell == SimLabel || k == VMs && c == 3 && cell == "sim":
 			return st.Warn

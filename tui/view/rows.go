@@ -23,6 +23,11 @@ const (
 // SimLabel marks every object behind the sim hypervisor.
 const SimLabel = "simulated"
 
+// UnavailableLabel marks hosts whose hypervisor cannot run VMs; the
+// reason is in the host's facts (`nkudo get hosts -o json`, and
+// `nkudo-agent doctor` on the host).
+const UnavailableLabel = "no vmm"
+
 func col(title string, minW, flex int) table.Column {
 	return table.Column{Column: render.Column{Title: title, Min: minW, Flex: flex}}
 }
@@ -106,7 +111,10 @@ func HostRow(h data.Host, f *fleet.Fleet, now time.Time) table.Row {
 		cpuCell, memCell = gaugeCell(cpu), gaugeCell(mem)
 	}
 	label := ""
-	if h.Simulated {
+	switch {
+	case h.HypervisorUnavailable != "":
+		label = UnavailableLabel
+	case h.Simulated:
 		label = SimLabel
 	}
 	seen := -now.Sub(h.LastSeenAt).Seconds()

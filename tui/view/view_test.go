@@ -157,3 +157,22 @@ func BenchmarkVMListFilter10k(b *testing.B) {
 		i++
 	}
 }
+
+// TestHostRowLabel: a host whose hypervisor cannot run says so, ahead of
+// the simulated label; real working hosts carry none.
+func TestHostRowLabel(t *testing.T) {
+	t.Parallel()
+	f := loaded(datatest.Standard())
+	tests := []struct {
+		name string
+		host data.Host
+		want string
+	}{
+		{"real", data.Host{ID: "h", Hostname: "ams-01"}, ""},
+		{"simulated", data.Host{ID: "h", Hostname: "dev-1", Simulated: true}, SimLabel},
+		{"no vmm", data.Host{ID: "h", Hostname: "ams-02", HypervisorUnavailable: "cloud-hypervisor not found"}, UnavailableLabel},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, HostRow(tt.host, f, epoch()).Cells[8], tt.name)
+	}
+}
