@@ -50,10 +50,8 @@ func (a *app) vmCreateCmd() *cobra.Command {
 			if name == "" || site == "" || diskImage == "" {
 				return usagef("--name, --site and --disk-image are required")
 			}
-			// The server's own rule, so a VM refused for its shape is
-			// refused here, before any request, with the same words.
-			if err := (vmspec.Spec{Name: name, VCPUs: vcpus, MemoryMiB: memoryMiB, DiskImage: diskImage, Kernel: kernel, Cmdline: cmdline}).Validate(); err != nil {
-				return usagef("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			if err := checkSpec(vmspec.Spec{Name: name, VCPUs: vcpus, MemoryMiB: memoryMiB, DiskImage: diskImage, Kernel: kernel, Cmdline: cmdline}); err != nil {
+				return err
 			}
 			if output != "text" && output != "json" {
 				return usagef("-o %q: want text or json", output)
@@ -306,4 +304,13 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// checkSpec applies the server's own rule (internal/vmspec), so a VM
+// refused for its shape is refused before any request, with the same words.
+func checkSpec(s vmspec.Spec) error {
+	if err := s.Validate(); err != nil {
+		return usagef("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return nil
 }

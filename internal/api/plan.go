@@ -58,31 +58,11 @@ func (a *API) createPlan(c *gin.Context) {
 		a.writeError(c, err)
 		return
 	}
-	if len(req.Actions) == 0 || len(req.Actions) > agentproto.MaxActionsPerPlan {
-		a.writeError(c, invalidArgument("actions must hold 1 to %d actions", agentproto.MaxActionsPerPlan))
-		return
-	}
 	// Check everything that needs no database first.
-	vmIDs := make([]uuid.UUID, len(req.Actions))
-	for i, act := range req.Actions {
-		if !actionTypes[act.Type] {
-			a.writeError(c, invalidArgument("actions[%d].type %q is not an action type", i, act.Type))
-			return
-		}
-		if vmIDs[i], err = parseBodyID(fmt.Sprintf("actions[%d].vm_id", i), act.VMID); err != nil {
-			a.writeError(c, err)
-			return
-		}
-		if err := checkParams(i, act.Params); err != nil {
-			a.writeError(c, err)
-			return
-		}
-		if act.Type == store.ActionMicroVMCreate && !isEmptyParams(act.Params) {
-			if req.Actions[i].Params, err = checkCreateParams(i, vmIDs[i], act.Params); err != nil {
-				a.writeError(c, err)
-				return
-			}
-		}
+	vmIDs, err := req.checkActions()
+	if err != nil {
+		a.writeError(c, err)
+		return
 	}
 
 	tenant := tenantOf(c)
@@ -156,6 +136,34 @@ func (a *API) createPlan(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusCreated, viewPlan(plan))
+}
+
+// checkActions checks the actions of a raw plan without the database and
+// returns their VM ids. Explicit MicroVMCreate params are replaced by
+// their canonical form (checkCreateParams).
+func (req *createPlanRequest) checkActions() ([]uuid.UUID, error) {
+	if len(req.Actions) == 0 || len(req.Actions) > agentproto.MaxActionsPerPlan {
+		return nil, invalidArgument("actions must hold 1 to %d actions", agentproto.MaxActionsPerPlan)
+	}
+	vmIDs := make([]uuid.UUID, len(req.Actions))
+	for i, act := range req.Actions {
+		if !actionTypes[act.Type] {
+			return nil, invalidArgument("actions[%d].type %q is not an action type", i, act.Type)
+		}
+		var err error
+		if vmIDs[i], err = parseBodyID(fmt.Sprintf("actions[%d].vm_id", i), act.VMID); err != nil {
+			return nil, err
+		}
+		if err := checkParams(i, act.Params); err != nil {
+			return nil, err
+		}
+		if act.Type == store.ActionMicroVMCreate && !isEmptyParams(act.Params) {
+			if req.Actions[i].Params, err = checkCreateParams(i, vmIDs[i], act.Params); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return vmIDs, nil
 }
 
 // submitPlan is the one way a plan enters the system, for raw plans and
