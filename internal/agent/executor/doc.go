@@ -14,6 +14,12 @@
 // an identical VM, Start of a running one, Delete of a deleted one are
 // no-ops).
 //
+// Before a MicroVMCreate reaches any provider, the host files of its spec
+// (disk image, kernel) are confined to the agent's image directories
+// (internal/agent/imagedir) and replaced by their real paths, so the sim
+// and Cloud Hypervisor providers alike only ever open files an operator
+// put there; a refused create leaves the VM "failed" with the reason.
+//
 // Every execution gets log lines saying what is being done and how it
 // ended; they are flushed to the execution log buffer before the result
 // is recorded, so the server always has an execution's log before its
