@@ -320,7 +320,9 @@ type AuditEvent struct {
 	At        time.Time
 }
 
-// IdempotencyRecord remembers the response to a creating POST.
+// IdempotencyRecord is an Idempotency-Key in the store: the reservation
+// of the request that runs under it (Holder set), then that request's
+// answer (Status and Response).
 type IdempotencyRecord struct {
 	TenantID    uuid.UUID // uuid.Nil for admin scope
 	Route       string    // method + route pattern
@@ -329,7 +331,18 @@ type IdempotencyRecord struct {
 	Status      int
 	Response    []byte
 	CreatedAt   time.Time
+	// Holder names the request that reserved the key while it runs;
+	// uuid.Nil once its answer is stored.
+	Holder uuid.UUID
+	// ReservedUntil is when a reservation lapses: a request still holding
+	// the key then is presumed dead (its replica stopped), and another may
+	// take the key over. Zero once the answer is stored.
+	ReservedUntil time.Time
 }
+
+// Pending reports whether the record is a reservation whose request has
+// not answered yet.
+func (r IdempotencyRecord) Pending() bool { return r.Holder != uuid.Nil }
 
 // Page selects a slice of a list ordered by id (ids are UUIDv7, so this is
 // creation order). After is the last id of the previous page.
@@ -489,8 +502,21 @@ type Store interface {
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	ListAudit(ctx context.Context, tenantID uuid.UUID, p Page) ([]AuditEvent, bool, error)
 
-	// GetIdempotency returns ErrNotFound when no record exists.
+	// GetIdempotency returns the record of a key, an answer or a
+	// reservation; ErrNotFound when none exists.
 	GetIdempotency(ctx context.Context, tenantID uuid.UUID, route, key string) (IdempotencyRecord, error)
-	// PutIdempotency stores a record; ErrConflict when one already exists.
-	PutIdempotency(ctx context.Context, r IdempotencyRecord) error
+	// ReserveIdempotency claims a key for the request r describes (its
+	// Holder, Fingerprint, CreatedAt and ReservedUntil set). It reports
+	// true when r now holds the key: no record existed, or the existing
+	// reservation lapsed before r.CreatedAt. Otherwise it reports false
+	// and the record that holds the key. Of concurrent callers, on one
+	// replica or several, exactly one wins.
+	ReserveIdempotency(ctx context.Context, r IdempotencyRecord) (IdempotencyRecord, bool, error)
+	// CompleteIdempotency stores the answer (r.Status, r.Response) of the
+	// request holding the key (r.Holder) and ends its reservation;
+	// ErrNotFound when r.Holder no longer holds the key.
+	CompleteIdempotency(ctx context.Context, r IdempotencyRecord) error
+	// ReleaseIdempotency deletes the reservation held by holder, so the
+	// key is free again; ErrNotFound when holder no longer holds it.
+	ReleaseIdempotency(ctx context.Context, tenantID uuid.UUID, route, key string, holder uuid.UUID) error
 }

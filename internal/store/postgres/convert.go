@@ -292,10 +292,16 @@ func scanAudit(r rowScanner) (store.AuditEvent, error) {
 
 func scanIdempotency(r rowScanner) (store.IdempotencyRecord, error) {
 	var rec store.IdempotencyRecord
+	var holder pgtype.UUID
+	var until *time.Time
 	if err := r.Scan(&rec.TenantID, &rec.Route, &rec.Key, &rec.Fingerprint, &rec.Status, &rec.Response,
-		&rec.CreatedAt); err != nil {
+		&rec.CreatedAt, &holder, &until); err != nil {
 		return rec, translate(err)
 	}
 	rec.CreatedAt = ts(rec.CreatedAt)
+	rec.Holder = fromNullID(holder)
+	if until != nil {
+		rec.ReservedUntil = ts(*until)
+	}
 	return rec, nil
 }

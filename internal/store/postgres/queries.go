@@ -18,7 +18,7 @@ const (
 	actionCols = `id, plan_id, seq, type, vm_id, params, status, execution_id, error, updated_at`
 	execCols   = `id, tenant_id, plan_id, action_id, status, error, started_at, finished_at, created_at`
 	auditCols  = `id, tenant_id, actor, action, target, result, request_id, at`
-	idemCols   = `tenant_id, route, key, fingerprint, status, response, created_at`
+	idemCols   = `tenant_id, route, key, fingerprint, status, response, created_at, holder, reserved_until`
 	logCols    = `execution_id, seq, at, stream, message`
 )
 
@@ -301,6 +301,20 @@ const (
 	// IS NOT DISTINCT FROM matches NULL too: uuid.Nil lists admin events.
 	qListAudit = `SELECT ` + auditCols + ` FROM audit_events
 		WHERE tenant_id IS NOT DISTINCT FROM $1::uuid AND id > $2 ORDER BY id LIMIT $3`
-	qInsertIdempotency = `INSERT INTO idempotency_keys (` + idemCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7)`
-	qGetIdempotency    = `SELECT ` + idemCols + ` FROM idempotency_keys WHERE tenant_id = $1 AND route = $2 AND key = $3`
+	qGetIdempotency = `SELECT ` + idemCols + ` FROM idempotency_keys WHERE tenant_id = $1 AND route = $2 AND key = $3`
+	// A reservation inserts the key, or takes over a reservation that
+	// lapsed before $5 (its request's replica died); an answer or a live
+	// reservation stays, and then no row is returned. A concurrent insert
+	// of the same key waits for the first to commit and then re-checks
+	// the WHERE against the committed row, so exactly one wins.
+	qReserveIdempotency = `INSERT INTO idempotency_keys (` + idemCols + `)
+		VALUES ($1, $2, $3, $4, 0, '\x'::bytea, $5, $6, $7)
+		ON CONFLICT (tenant_id, route, key) DO UPDATE SET
+			fingerprint = EXCLUDED.fingerprint, status = 0, response = '\x'::bytea, created_at = EXCLUDED.created_at,
+			holder = EXCLUDED.holder, reserved_until = EXCLUDED.reserved_until
+		WHERE idempotency_keys.holder IS NOT NULL AND idempotency_keys.reserved_until < EXCLUDED.created_at
+		RETURNING holder`
+	qCompleteIdempotency = `UPDATE idempotency_keys SET status = $5, response = $6, holder = NULL, reserved_until = NULL
+		WHERE tenant_id = $1 AND route = $2 AND key = $3 AND holder = $4`
+	qReleaseIdempotency = `DELETE FROM idempotency_keys WHERE tenant_id = $1 AND route = $2 AND key = $3 AND holder = $4`
 )

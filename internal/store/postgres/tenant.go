@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/kubedoio/n-kudo/internal/store"
 )
@@ -238,19 +239,54 @@ func (s *Store) GetIdempotency(ctx context.Context, tenantID uuid.UUID, route, k
 	return rec, nil
 }
 
-// PutIdempotency stores a record; store.ErrConflict when the key is taken.
-func (s *Store) PutIdempotency(ctx context.Context, r store.IdempotencyRecord) error {
-	resp := r.Response
-	if resp == nil {
-		resp = []byte{}
-	}
+// ReserveIdempotency claims a key for r; see store.Store. The unique key
+// decides: of concurrent inserts, PostgreSQL lets one commit and makes the
+// others re-check the takeover condition against it.
+func (s *Store) ReserveIdempotency(ctx context.Context, r store.IdempotencyRecord) (store.IdempotencyRecord, bool, error) {
 	fp := r.Fingerprint
 	if fp == nil {
 		fp = []byte{}
 	}
-	if _, err := s.pool.Exec(ctx, qInsertIdempotency, r.TenantID, r.Route, r.Key, fp, r.Status, resp,
-		ts(r.CreatedAt)); err != nil {
-		return fmt.Errorf("putting idempotency record %s %s: %w", r.Route, r.Key, translate(err))
+	// A record seen missing after the reservation failed was released in
+	// between: try again, a bounded number of times.
+	for range 5 {
+		var holder uuid.UUID
+		err := s.pool.QueryRow(ctx, qReserveIdempotency, r.TenantID, r.Route, r.Key, fp,
+			ts(r.CreatedAt), r.Holder, ts(r.ReservedUntil)).Scan(&holder)
+		if err == nil {
+			return r, true, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return store.IdempotencyRecord{}, false, fmt.Errorf("reserving idempotency key %s %s: %w", r.Route, r.Key, translate(err))
+		}
+		cur, err := s.GetIdempotency(ctx, r.TenantID, r.Route, r.Key)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return store.IdempotencyRecord{}, false, fmt.Errorf("reserving idempotency key: %w", err)
+		}
+		return cur, false, nil
+	}
+	return store.IdempotencyRecord{}, false, fmt.Errorf("reserving idempotency key %s %s: %w: reserved and released too often", r.Route, r.Key, store.ErrConflict)
+}
+
+// CompleteIdempotency stores the answer of the request holding the key.
+func (s *Store) CompleteIdempotency(ctx context.Context, r store.IdempotencyRecord) error {
+	resp := r.Response
+	if resp == nil {
+		resp = []byte{}
+	}
+	if err := s.execOne(ctx, qCompleteIdempotency, r.TenantID, r.Route, r.Key, r.Holder, r.Status, resp); err != nil {
+		return fmt.Errorf("completing idempotency key %s %s: %w", r.Route, r.Key, err)
+	}
+	return nil
+}
+
+// ReleaseIdempotency deletes the reservation held by holder.
+func (s *Store) ReleaseIdempotency(ctx context.Context, tenantID uuid.UUID, route, key string, holder uuid.UUID) error {
+	if err := s.execOne(ctx, qReleaseIdempotency, tenantID, route, key, holder); err != nil {
+		return fmt.Errorf("releasing idempotency key %s %s: %w", route, key, err)
 	}
 	return nil
 }

@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -43,19 +45,68 @@ func (s *Store) GetIdempotency(ctx context.Context, tenantID uuid.UUID, route, k
 	return rec, nil
 }
 
-// PutIdempotency stores a record; store.ErrConflict when the key is taken.
-func (s *Store) PutIdempotency(ctx context.Context, r store.IdempotencyRecord) error {
-	response := r.Response
-	if response == nil {
-		response = []byte{}
-	}
+// ReserveIdempotency claims a key for r; see store.Store. The single
+// write connection runs the insert-or-take-over statement, so of
+// concurrent reservations exactly one returns a row.
+func (s *Store) ReserveIdempotency(ctx context.Context, r store.IdempotencyRecord) (store.IdempotencyRecord, bool, error) {
 	fingerprint := r.Fingerprint
 	if fingerprint == nil {
 		fingerprint = []byte{}
 	}
-	if _, err := s.w.ExecContext(ctx, qInsertIdempotency, r.TenantID, r.Route, r.Key, fingerprint, r.Status,
-		response, micros(r.CreatedAt)); err != nil {
-		return fmt.Errorf("storing idempotency record %s %q: %w", r.Route, r.Key, translate(err))
+	// A record seen missing after the reservation failed was released in
+	// between: try again, a bounded number of times.
+	for range 5 {
+		var holder uuid.UUID
+		err := s.w.QueryRowContext(ctx, qReserveIdempotency, r.TenantID, r.Route, r.Key, fingerprint,
+			micros(r.CreatedAt), r.Holder, micros(r.ReservedUntil)).Scan(&holder)
+		if err == nil {
+			return r, true, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return store.IdempotencyRecord{}, false, fmt.Errorf("reserving idempotency key %s %q: %w", r.Route, r.Key, translate(err))
+		}
+		cur, err := s.GetIdempotency(ctx, r.TenantID, r.Route, r.Key)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return store.IdempotencyRecord{}, false, fmt.Errorf("reserving idempotency key: %w", err)
+		}
+		return cur, false, nil
+	}
+	return store.IdempotencyRecord{}, false, fmt.Errorf("reserving idempotency key %s %q: %w: reserved and released too often", r.Route, r.Key, store.ErrConflict)
+}
+
+// CompleteIdempotency stores the answer of the request holding the key.
+func (s *Store) CompleteIdempotency(ctx context.Context, r store.IdempotencyRecord) error {
+	response := r.Response
+	if response == nil {
+		response = []byte{}
+	}
+	res, err := s.w.ExecContext(ctx, qCompleteIdempotency, r.TenantID, r.Route, r.Key, r.Holder, r.Status, response)
+	if err != nil {
+		return fmt.Errorf("completing idempotency key %s %q: %w", r.Route, r.Key, translate(err))
+	}
+	return oneRow(res, "completing idempotency key "+r.Route+" "+r.Key)
+}
+
+// ReleaseIdempotency deletes the reservation held by holder.
+func (s *Store) ReleaseIdempotency(ctx context.Context, tenantID uuid.UUID, route, key string, holder uuid.UUID) error {
+	res, err := s.w.ExecContext(ctx, qReleaseIdempotency, tenantID, route, key, holder)
+	if err != nil {
+		return fmt.Errorf("releasing idempotency key %s %q: %w", route, key, translate(err))
+	}
+	return oneRow(res, "releasing idempotency key "+route+" "+key)
+}
+
+// oneRow turns "no row affected" into store.ErrNotFound.
+func oneRow(res sql.Result, doing string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", doing, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", doing, store.ErrNotFound)
 	}
 	return nil
 }

@@ -319,9 +319,18 @@ func scanAudit(r rowScanner) (store.AuditEvent, error) {
 func scanIdempotency(r rowScanner) (store.IdempotencyRecord, error) {
 	var rec store.IdempotencyRecord
 	var created int64
-	if err := r.Scan(&rec.TenantID, &rec.Route, &rec.Key, &rec.Fingerprint, &rec.Status, &rec.Response, &created); err != nil {
+	var holder uuid.NullUUID
+	var until sql.NullInt64
+	if err := r.Scan(&rec.TenantID, &rec.Route, &rec.Key, &rec.Fingerprint, &rec.Status, &rec.Response, &created,
+		&holder, &until); err != nil {
 		return rec, translate(err)
 	}
 	rec.CreatedAt = fromMicros(created)
+	if holder.Valid {
+		rec.Holder = holder.UUID
+	}
+	if until.Valid {
+		rec.ReservedUntil = fromMicros(until.Int64)
+	}
 	return rec, nil
 }

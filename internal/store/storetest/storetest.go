@@ -51,6 +51,8 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"LogLinesBulk", testLogLinesBulk},
 		{"Audit", testAudit},
 		{"Idempotency", testIdempotency},
+		{"IdempotencyTakeover", testIdempotencyTakeover},
+		{"IdempotencyRace", testIdempotencyRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1172,50 +1174,6 @@ func testAudit(t *testing.T, f *fixture) {
 	require.Empty(t, none)
 
 	require.ErrorIs(t, f.s.AppendAudit(f.ctx, events[0]), store.ErrConflict, "an event id is unique")
-}
-
-func testIdempotency(t *testing.T, f *fixture) {
-	ten, other := f.tenant(), f.tenant()
-	rec := store.IdempotencyRecord{
-		TenantID: ten.ID, Route: "POST /v1/sites", Key: "k-1",
-		Fingerprint: hash("body"), Status: 201, Response: []byte(`{"id":"x"}`), CreatedAt: base,
-	}
-	_, err := f.s.GetIdempotency(f.ctx, ten.ID, rec.Route, rec.Key)
-	require.ErrorIs(t, err, store.ErrNotFound)
-
-	require.NoError(t, f.s.PutIdempotency(f.ctx, rec))
-	got, err := f.s.GetIdempotency(f.ctx, ten.ID, rec.Route, rec.Key)
-	require.NoError(t, err)
-	want := rec
-	want.CreatedAt = ts(base)
-	require.Equal(t, want, got)
-
-	again := rec
-	again.Fingerprint = hash("other body")
-	require.ErrorIs(t, f.s.PutIdempotency(f.ctx, again), store.ErrConflict)
-	got, err = f.s.GetIdempotency(f.ctx, ten.ID, rec.Route, rec.Key)
-	require.NoError(t, err)
-	require.Equal(t, want, got, "a refused put keeps the first record")
-
-	scopes := []struct {
-		name   string
-		tenant uuid.UUID
-		route  string
-	}{
-		{"another tenant", other.ID, rec.Route},
-		{"admin scope", uuid.Nil, rec.Route},
-		{"another route", ten.ID, "POST /v1/vms"},
-	}
-	for _, sc := range scopes {
-		_, err := f.s.GetIdempotency(f.ctx, sc.tenant, sc.route, rec.Key)
-		require.ErrorIs(t, err, store.ErrNotFound, sc.name)
-		r := rec
-		r.TenantID, r.Route = sc.tenant, sc.route
-		require.NoError(t, f.s.PutIdempotency(f.ctx, r), "%s: keys are scoped to tenant and route", sc.name)
-		got, err := f.s.GetIdempotency(f.ctx, sc.tenant, sc.route, rec.Key)
-		require.NoError(t, err, sc.name)
-		require.Equal(t, sc.tenant, got.TenantID, sc.name)
-	}
 }
 
 // testTokenSetupKeySealed: the sealed NetBird setup key is opaque bytes
