@@ -44,6 +44,15 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// IdempotencyWait bounds how long a request waits for another one
+	// holding its Idempotency-Key to answer before it answers 409 with
+	// Retry-After; DefaultIdempotencyWait when zero.
+	IdempotencyWait time.Duration
+	// IdempotencyLease is how long a key's reservation holds without an
+	// answer: a request running under a key is cut at half of it, and a
+	// reservation whose replica died is taken over after it.
+	// DefaultIdempotencyLease when zero.
+	IdempotencyLease time.Duration
 	// RateLimit tunes the token buckets; zero fields take defaults.
 	RateLimit RateLimitConfig
 	// OnAgentRevoked, when set, is called after an agent was revoked
@@ -99,9 +108,10 @@ type API struct {
 	failLim *limiterTable
 	enroLim *limiterTable
 
-	touches  *touchTable
-	inflight *inflightSet
-	metrics  *httpMetrics
+	touches   *touchTable
+	idemWait  time.Duration
+	idemLease time.Duration
+	metrics   *httpMetrics
 }
 
 // New builds the API and registers its routes.
@@ -126,6 +136,15 @@ func New(opts Options) (*API, error) {
 	}
 	if opts.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("building api: %w: MaxBodyBytes is negative", ErrInvalidOptions)
+	}
+	if opts.IdempotencyWait == 0 {
+		opts.IdempotencyWait = DefaultIdempotencyWait
+	}
+	if opts.IdempotencyLease == 0 {
+		opts.IdempotencyLease = DefaultIdempotencyLease
+	}
+	if opts.IdempotencyWait < 0 || opts.IdempotencyLease < 0 {
+		return nil, fmt.Errorf("building api: %w: IdempotencyWait and IdempotencyLease must not be negative", ErrInvalidOptions)
 	}
 	if opts.AgentCertTTL < 0 {
 		return nil, fmt.Errorf("building api: %w: AgentCertTTL is negative", ErrInvalidOptions)
@@ -159,7 +178,8 @@ func New(opts Options) (*API, error) {
 		failLim:      newLimiterTable(limits.FailedAuthPerIP, limits.FailedAuthBurst, limits),
 		enroLim:      newLimiterTable(limits.EnrollPerIP, limits.EnrollBurst, limits),
 		touches:      newTouchTable(),
-		inflight:     newInflightSet(),
+		idemWait:     opts.IdempotencyWait,
+		idemLease:    opts.IdempotencyLease,
 		metrics:      metrics,
 	}
 	if h := opts.Hub; h != nil {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -32,10 +31,39 @@ const maxIdempotencyKeyLen = 255
 // created object without its secret.
 const ctxKeyRedact = "nkudo.idempotency_redact"
 
+// Idempotency-Key tuning: see Options.IdempotencyWait and
+// Options.IdempotencyLease.
+const (
+	DefaultIdempotencyWait  = 10 * time.Second
+	DefaultIdempotencyLease = 2 * time.Minute
+	// idemPollFirst and idemPollMax pace a duplicate's polls of the store
+	// while the first request runs: quick for a fast handler, then at most
+	// a few reads a second per waiting request.
+	idemPollFirst = 5 * time.Millisecond
+	idemPollMax   = 200 * time.Millisecond
+)
+
+// errKeyInProgress answers a duplicate that waited IdempotencyWait for the
+// request holding its key to answer.
+var errKeyInProgress = &Error{Status: http.StatusConflict, Code: CodeConflict,
+	Message: "a request with this Idempotency-Key is still in progress; retry later"}
+
+// errKeyFree: the reservation a duplicate waited on was released or has
+// lapsed, so the duplicate may reserve the key itself.
+var errKeyFree = errors.New("idempotency key free again")
+
 // idempotent makes a creating POST safe to retry. The record is scoped to
 // the tenant and the route pattern; its fingerprint covers the method, the
 // concrete path and the body, so reusing a key for another body or another
 // target answers 422 and never another request's result.
+//
+// The store decides which request runs: the key is reserved there before
+// the handler runs (exactly one of concurrent requests wins, on any
+// replica), and the winner then stores its answer. A duplicate arriving
+// meanwhile waits, up to IdempotencyWait, and answers the stored answer,
+// or 409 with Retry-After if the first is still running. A request that
+// fails (any answer outside 2xx) releases the key: it changed nothing, so
+// its retry must run again rather than replay the failure.
 func (a *API) idempotent(c *gin.Context) {
 	key := c.GetHeader(HeaderIdempotencyKey)
 	if key == "" {
@@ -46,77 +74,161 @@ func (a *API) idempotent(c *gin.Context) {
 		a.writeError(c, invalidArgument("%s must be 1 to %d printable ASCII characters", HeaderIdempotencyKey, maxIdempotencyKeyLen))
 		return
 	}
+	body, err := bufferBody(c)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	want := store.IdempotencyRecord{
+		TenantID:    tenantOf(c),
+		Route:       c.Request.Method + " " + c.FullPath(),
+		Key:         key,
+		Fingerprint: fingerprint(c.Request.Method, c.Request.URL.Path, body),
+		Holder:      store.NewID(),
+	}
+	rec, won, err := a.claimKey(c.Request.Context(), want)
+	switch {
+	case errors.Is(err, errKeyInProgress):
+		c.Header("Retry-After", "1")
+		a.writeError(c, err)
+	case err != nil:
+		a.writeError(c, fmt.Errorf("reserving idempotency key: %w", err))
+	case !won:
+		a.replay(c, rec, want.Fingerprint)
+	default:
+		a.runReserved(c, rec)
+	}
+}
+
+// bufferBody reads the whole body, so that it can be fingerprinted, and
+// puts it back for the handler.
+func bufferBody(c *gin.Context) ([]byte, error) {
 	var body []byte
 	if c.Request.Body != nil {
 		b, err := io.ReadAll(c.Request.Body)
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				a.writeError(c, errBodyTooLarge)
-				return
+				return nil, errBodyTooLarge
 			}
-			a.writeError(c, invalidJSON("reading request body: %v", err))
-			return
+			return nil, invalidJSON("reading request body: %v", err)
 		}
 		body = b
 	}
 	c.Request.Body = io.NopCloser(bytes.NewReader(body))
+	return body, nil
+}
 
-	tenant := tenantOf(c)
-	route := c.Request.Method + " " + c.FullPath()
-	fp := fingerprint(c.Request.Method, c.Request.URL.Path, body)
+// claimKey reserves want's key, or returns the record of the request that
+// holds it: its answer once it has one, or — when the holder's body or
+// target differs — the pending record at once (the caller answers 422).
+// It returns errKeyInProgress when the holder did not answer within
+// IdempotencyWait.
+func (a *API) claimKey(ctx context.Context, want store.IdempotencyRecord) (store.IdempotencyRecord, bool, error) {
+	deadline := time.Now().Add(a.idemWait)
+	for {
+		now := a.now()
+		want.CreatedAt, want.ReservedUntil = now, now.Add(a.idemLease)
+		cur, won, err := a.store.ReserveIdempotency(ctx, want)
+		if err != nil || won || !cur.Pending() || !bytes.Equal(cur.Fingerprint, want.Fingerprint) {
+			return cur, won, err
+		}
+		cur, err = a.awaitAnswer(ctx, cur, deadline)
+		if errors.Is(err, errKeyFree) {
+			continue
+		}
+		return cur, false, err
+	}
+}
+
+// awaitAnswer polls the store until the pending record cur gets its
+// answer (returned), is released or lapses (errKeyFree), or deadline
+// passes (errKeyInProgress).
+func (a *API) awaitAnswer(ctx context.Context, cur store.IdempotencyRecord, deadline time.Time) (store.IdempotencyRecord, error) {
+	delay := idemPollFirst
+	for cur.Pending() {
+		if !cur.ReservedUntil.After(a.now()) {
+			return cur, errKeyFree
+		}
+		wait := min(delay, time.Until(deadline))
+		if wait <= 0 {
+			return cur, errKeyInProgress
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return cur, fmt.Errorf("waiting for the request holding the idempotency key: %w", ctx.Err())
+		case <-t.C:
+		}
+		delay = min(2*delay, idemPollMax)
+		next, err := a.store.GetIdempotency(ctx, cur.TenantID, cur.Route, cur.Key)
+		if errors.Is(err, store.ErrNotFound) {
+			return cur, errKeyFree
+		}
+		if err != nil {
+			return cur, fmt.Errorf("polling idempotency key: %w", err)
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+// runReserved runs the handler of the request holding rec's key, then
+// stores its answer, or releases the key when it failed or panicked. The
+// handler gets half the reservation's lease, so that it has ended long
+// before another request could take a lapsed key over.
+func (a *API) runReserved(c *gin.Context, rec store.IdempotencyRecord) {
 	ctx := c.Request.Context()
-
-	rec, err := a.store.GetIdempotency(ctx, tenant, route, key)
-	switch {
-	case err == nil:
-		a.replay(c, rec, fp)
-		return
-	case !errors.Is(err, store.ErrNotFound):
-		a.writeError(c, fmt.Errorf("getting idempotency record: %w", err))
-		return
-	}
-
-	// Two concurrent requests with one key on this replica: the second
-	// waits for nothing and is told to retry, instead of running twice.
-	slot := tenant.String() + "\x00" + route + "\x00" + key
-	if !a.inflight.acquire(slot) {
-		a.writeError(c, &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "a request with this Idempotency-Key is still in progress"})
-		return
-	}
-	defer a.inflight.release(slot)
+	runCtx, cancel := context.WithTimeout(ctx, a.idemLease/2)
+	defer cancel()
+	c.Request = c.Request.WithContext(runCtx)
+	settled := false
+	defer func() {
+		if !settled {
+			a.settleKey(c, rec, false)
+		}
+	}()
 
 	rw := &capturingWriter{ResponseWriter: c.Writer}
 	c.Writer = rw
 	c.Next()
 	c.Writer = rw.ResponseWriter
+	c.Request = c.Request.WithContext(ctx)
+	settled = true
 
 	status := rw.Status()
 	if status < 200 || status > 299 || errorCode(c) != "" {
+		a.settleKey(c, rec, false)
 		return
 	}
 	resp, err := redact(rw.buf.Bytes(), c.GetStringSlice(ctxKeyRedact))
 	if err != nil {
 		a.log.LogAttrs(ctx, slog.LevelError, "storing idempotency record failed",
 			slog.String(logKeyRequestID, requestID(c)), slog.String(logKeyError, err.Error()))
+		a.settleKey(c, rec, false)
 		return
 	}
-	putCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	rec.Status, rec.Response = status, resp
+	a.settleKey(c, rec, true)
+}
+
+// settleKey stores the answer of the request holding rec's key (complete)
+// or releases the key. The client may be gone already; the key must still
+// be settled, or duplicates would wait for it until it lapses.
+func (a *API) settleKey(c *gin.Context, rec store.IdempotencyRecord, complete bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 5*time.Second)
 	defer cancel()
-	err = a.store.PutIdempotency(putCtx, store.IdempotencyRecord{
-		TenantID:    tenant,
-		Route:       route,
-		Key:         key,
-		Fingerprint: fp,
-		Status:      status,
-		Response:    resp,
-		CreatedAt:   a.now(),
-	})
-	// ErrConflict: another replica stored the same key first; its record
-	// wins and ours is redundant.
-	if err != nil && !errors.Is(err, store.ErrConflict) {
-		a.log.LogAttrs(ctx, slog.LevelError, "storing idempotency record failed",
-			slog.String(logKeyRequestID, requestID(c)), slog.String(logKeyError, err.Error()))
+	var err error
+	if complete {
+		err = a.store.CompleteIdempotency(ctx, rec)
+	} else {
+		err = a.store.ReleaseIdempotency(ctx, rec.TenantID, rec.Route, rec.Key, rec.Holder)
+	}
+	if err != nil {
+		a.log.LogAttrs(ctx, slog.LevelError, "settling idempotency key failed",
+			slog.String(logKeyRequestID, requestID(c)), slog.Bool("complete", complete),
+			slog.String(logKeyError, err.Error()))
 	}
 }
 
@@ -187,30 +299,4 @@ func (w *capturingWriter) Write(b []byte) (int, error) {
 func (w *capturingWriter) WriteString(s string) (int, error) {
 	w.buf.WriteString(s)
 	return w.ResponseWriter.WriteString(s)
-}
-
-// inflightSet holds the idempotency slots being served on this replica.
-type inflightSet struct {
-	mu    sync.Mutex // guards slots
-	slots map[string]struct{}
-}
-
-func newInflightSet() *inflightSet {
-	return &inflightSet{slots: make(map[string]struct{})}
-}
-
-func (s *inflightSet) acquire(slot string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, busy := s.slots[slot]; busy {
-		return false
-	}
-	s.slots[slot] = struct{}{}
-	return true
-}
-
-func (s *inflightSet) release(slot string) {
-	s.mu.Lock()
-	delete(s.slots, slot)
-	s.mu.Unlock()
 }
