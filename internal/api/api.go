@@ -37,6 +37,9 @@ type Options struct {
 	EnrollmentTTL time.Duration
 	// MaxBodyBytes caps every request body.
 	MaxBodyBytes int64
+	// BodyReadTimeout bounds the read of each request body (408 after
+	// it); DefaultBodyReadTimeout when zero, no bound when negative.
+	BodyReadTimeout time.Duration
 	// TrustedProxies lists the CIDRs/IPs whose X-Forwarded-For is believed.
 	// Empty: the client address always comes from the socket.
 	TrustedProxies []string
@@ -82,13 +85,15 @@ type Options struct {
 
 // API is the JSON API: a Gin engine with its middleware and handlers.
 type API struct {
-	store    store.Store
-	log      *slog.Logger
-	now      func() time.Time
-	engine   *gin.Engine
-	maxBody  int64
-	tokenTTL time.Duration
-	revoked  func(store.Agent)
+	store   store.Store
+	log     *slog.Logger
+	now     func() time.Time
+	engine  *gin.Engine
+	maxBody int64
+	// bodyTimeout is Options.BodyReadTimeout; 0 means no bound.
+	bodyTimeout time.Duration
+	tokenTTL    time.Duration
+	revoked     func(store.Agent)
 
 	authority    *pki.Authority
 	agentCertTTL time.Duration
@@ -137,6 +142,12 @@ func New(opts Options) (*API, error) {
 	if opts.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("building api: %w: MaxBodyBytes is negative", ErrInvalidOptions)
 	}
+	switch {
+	case opts.BodyReadTimeout == 0:
+		opts.BodyReadTimeout = DefaultBodyReadTimeout
+	case opts.BodyReadTimeout < 0:
+		opts.BodyReadTimeout = 0
+	}
 	if opts.IdempotencyWait == 0 {
 		opts.IdempotencyWait = DefaultIdempotencyWait
 	}
@@ -159,12 +170,14 @@ func New(opts Options) (*API, error) {
 	}
 
 	a := &API{
-		store:    opts.Store,
-		log:      opts.Logger,
-		now:      opts.Now,
-		maxBody:  opts.MaxBodyBytes,
-		tokenTTL: opts.EnrollmentTTL,
-		revoked:  opts.OnAgentRevoked,
+		store:   opts.Store,
+		log:     opts.Logger,
+		now:     opts.Now,
+		maxBody: opts.MaxBodyBytes,
+
+		bodyTimeout: opts.BodyReadTimeout,
+		tokenTTL:    opts.EnrollmentTTL,
+		revoked:     opts.OnAgentRevoked,
 
 		authority:    opts.Authority,
 		agentCertTTL: opts.AgentCertTTL,
@@ -231,7 +244,7 @@ func (a *API) newEngine(trusted []string) (*gin.Engine, error) {
 	if err := e.SetTrustedProxies(trusted); err != nil {
 		return nil, fmt.Errorf("setting trusted proxies: %w: %w", ErrInvalidOptions, err)
 	}
-	e.Use(a.requestIDMiddleware, a.observe, a.recoverPanic, a.limitBody)
+	e.Use(securityHeaders, a.requestIDMiddleware, a.observe, a.recoverPanic, a.limitBody)
 	e.NoRoute(func(c *gin.Context) {
 		a.writeError(c, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such route"})
 	})

@@ -98,7 +98,7 @@ func (a *API) vmConsole(c *gin.Context) {
 		}
 		return
 	}
-	c.Header("Cache-Control", "no-cache")
+	c.Header("Cache-Control", "no-store")
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", snapshot)
 }
 

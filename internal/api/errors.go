@@ -23,6 +23,7 @@ const (
 	CodeMethodNotAllowed    = "method_not_allowed"
 	CodeConflict            = "conflict"
 	CodeBodyTooLarge        = "body_too_large"
+	CodeRequestTimeout      = "request_timeout"
 	CodeIdempotencyMismatch = "idempotency_mismatch"
 	CodeRateLimited         = "rate_limited"
 	CodeInternal            = "internal"
@@ -110,6 +111,13 @@ func (a *API) writeError(c *gin.Context, err error) {
 			slog.String(logKeyRequestID, requestID(c)),
 			slog.String(logKeyRoute, c.FullPath()),
 			slog.String(logKeyError, err.Error()))
+	}
+	if c.GetBool(ctxKeyBodyTimeout) {
+		// However the handler described its failed read, the cause is
+		// the body's deadline; the connection cannot serve another
+		// request.
+		e = errRequestTimeout
+		c.Header("Connection", "close")
 	}
 	c.Set(ctxKeyErrorCode, e.Code)
 	if c.Writer.Written() {

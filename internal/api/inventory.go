@@ -2,7 +2,10 @@ package api
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -67,6 +70,17 @@ func (a *API) revokeAgent(c *gin.Context) {
 		a.writeError(c, err)
 		return
 	}
+	// The body is optional, but when there is one it is held to the same
+	// rules as every other: a malformed one revokes nothing.
+	var body revokeRequest
+	if err := decodeJSON(c, &body, true); err != nil {
+		a.writeError(c, err)
+		return
+	}
+	if err := checkReason(body.Reason); err != nil {
+		a.writeError(c, err)
+		return
+	}
 	g, err := a.store.RevokeAgent(c.Request.Context(), tenantOf(c), id, a.now().UTC())
 	if err != nil {
 		a.writeError(c, fmt.Errorf("revoking agent %s: %w", id, err))
@@ -76,7 +90,33 @@ func (a *API) revokeAgent(c *gin.Context) {
 		a.revoked(g)
 	}
 	a.removePeer(c, g)
+	a.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "agent revoked",
+		slog.String(logKeyRequestID, requestID(c)), slog.String("agent_id", id.String()),
+		slog.String("reason", body.Reason))
 	c.JSON(http.StatusOK, viewAgent(g))
+}
+
+// revokeRequest is the optional body of POST /v1/agents/{agent}/revoke.
+type revokeRequest struct {
+	Reason string `json:"reason"`
+}
+
+// maxReasonLen bounds a revocation reason (in characters).
+const maxReasonLen = 1000
+
+// checkReason accepts printable UTF-8 up to maxReasonLen characters: the
+// reason goes to the server log, where a control character could forge
+// lines.
+func checkReason(s string) error {
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxReasonLen {
+		return invalidArgument("reason must be at most %d characters of valid UTF-8", maxReasonLen)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return invalidArgument("reason must not contain control characters")
+		}
+	}
+	return nil
 }
 
 // listVMs lists the tenant's VMs; ?site_id=, ?host_id= narrow it and

@@ -14,6 +14,9 @@ import (
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// bodyTimeouts counts requests cut with 408 because their body did
+	// not arrive within the body read timeout.
+	bodyTimeouts prometheus.Counter
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -31,6 +34,12 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Help:      "Time to serve an HTTP request of the JSON API.",
 			Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "method"}),
+		bodyTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "nkudo",
+			Subsystem: "http",
+			Name:      "body_read_timeouts_total",
+			Help:      "Requests cut with 408 because their body did not arrive within the body read timeout.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -41,6 +50,9 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	}
 	if m.duration, err = registerOrReuse(reg, m.duration); err != nil {
 		return nil, fmt.Errorf("registering duration histogram: %w", err)
+	}
+	if m.bodyTimeouts, err = registerOrReuse(reg, m.bodyTimeouts); err != nil {
+		return nil, fmt.Errorf("registering body timeout counter: %w", err)
 	}
 	return m, nil
 }

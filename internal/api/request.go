@@ -22,8 +22,8 @@ const (
 	MaxPageLimit     = 500
 )
 
-// decodeJSON reads exactly one JSON value into dst, refusing unknown
-// fields and trailing data. An empty body is allowed only when allowEmpty
+// decodeJSON reads exactly one JSON object into dst, refusing any other
+// JSON value (null included), unknown fields and trailing data. An empty body is allowed only when allowEmpty
 // (dst keeps its zero value).
 func decodeJSON(c *gin.Context, dst any, allowEmpty bool) error {
 	if c.Request.Body == nil {
@@ -40,11 +40,17 @@ func decodeJSON(c *gin.Context, dst any, allowEmpty bool) error {
 		}
 		return invalidJSON("reading request body: %v", err)
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
 		if allowEmpty {
 			return nil
 		}
 		return invalidJSON("request body is empty")
+	}
+	// Every body is an object: null would decode into a struct as "no
+	// fields" and pass for an empty request.
+	if trimmed[0] != '{' {
+		return invalidJSON("request body must be a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

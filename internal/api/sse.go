@@ -33,7 +33,7 @@ func newSSE(c *gin.Context) (*sseWriter, error) {
 	w := c.Writer
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
+	h.Set("Cache-Control", "no-store")
 	h.Set("Connection", "keep-alive")
 	// Tell nginx-like proxies not to buffer the stream.
 	h.Set("X-Accel-Buffering", "no")

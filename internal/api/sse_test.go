@@ -93,7 +93,7 @@ func TestSSEFraming(t *testing.T) {
 			require.True(t, rec.Flushed, "the stream opens before the first event")
 			require.Equal(t, http.StatusOK, rec.Code)
 			require.Equal(t, "text/event-stream", rec.Header().Get("Content-Type"))
-			require.Equal(t, "no-cache", rec.Header().Get("Cache-Control"))
+			require.Equal(t, "no-store", rec.Header().Get("Cache-Control"))
 			require.Equal(t, "no", rec.Header().Get("X-Accel-Buffering"))
 
 			err = tc.write(s)
