@@ -70,13 +70,13 @@ func (h *Hub) ServeAgent(w http.ResponseWriter, r *http.Request) {
 	}()
 	// Admission comes before the store lookup and the upgrade: a refused
 	// request costs the server one short JSON answer.
-	if !h.acquireSlot(r.Context()) {
-		h.refuseOverload(w, r)
+	adm, ok := h.admitHandshake(w, r)
+	if !ok {
 		return
 	}
 	defer func() {
 		if !handedOff {
-			h.releaseSlot()
+			h.release(adm)
 		}
 	}()
 
@@ -112,7 +112,7 @@ func (h *Hub) ServeAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(agentproto.MaxFrameBytes)
 	s := newSession(h, conn, id, agent, connSeq)
-	s.holdsSlot = true
+	s.holdsSlot, s.admission = true, adm
 	handedOff = true
 	go s.serve(r.RemoteAddr)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -133,6 +134,12 @@ type Options struct {
 	// end of their hello processing (admission control); the CPU count
 	// times DefaultHandshakesPerCPU when zero.
 	MaxHandshakes int
+	// MaxHandshakesPerAgent bounds the handshakes one agent identity
+	// holds at once; DefaultHandshakesPerAgent when zero.
+	MaxHandshakesPerAgent int
+	// MaxHandshakesPerAddress bounds the handshakes one source address
+	// (an IPv6 /64) holds at once; a quarter of MaxHandshakes when zero.
+	MaxHandshakesPerAddress int
 	// AdmissionWait is how long a connection waits for a handshake slot
 	// before it is refused with 503 and Retry-After.
 	AdmissionWait time.Duration
@@ -187,6 +194,12 @@ func (o *Options) setDefaults() {
 	if o.MaxHandshakes <= 0 {
 		o.MaxHandshakes = runtime.GOMAXPROCS(0) * DefaultHandshakesPerCPU
 	}
+	if o.MaxHandshakesPerAgent <= 0 {
+		o.MaxHandshakesPerAgent = DefaultHandshakesPerAgent
+	}
+	if o.MaxHandshakesPerAddress <= 0 {
+		o.MaxHandshakesPerAddress = max(1, o.MaxHandshakes/defaultAddressShare)
+	}
 	if o.AdmissionWait <= 0 {
 		o.AdmissionWait = DefaultAdmissionWait
 	}
@@ -220,8 +233,11 @@ type Hub struct {
 	// their hellos interleave.
 	acceptSeq atomic.Uint64
 	// admit is the handshake semaphore of admission control: a slot is
-	// held from the request until the hello has been processed.
-	admit chan struct{}
+	// held from the request until the hello has been processed; perAddr
+	// and perAgent cap the slots one source may hold (admission.go).
+	admit    chan struct{}
+	perAddr  *keyedLimit[netip.Prefix]
+	perAgent *keyedLimit[uuid.UUID]
 
 	heartbeats *heartbeatBatcher
 	plans      *planLookup
@@ -263,6 +279,8 @@ func New(opts Options) *Hub {
 		node:    uuid.New(),
 		admit:   make(chan struct{}, opts.MaxHandshakes),
 	}
+	h.perAddr = newKeyedLimit[netip.Prefix](opts.MaxHandshakesPerAddress)
+	h.perAgent = newKeyedLimit[uuid.UUID](opts.MaxHandshakesPerAgent)
 	h.stopCtx, h.stopAll = context.WithCancel(context.Background())
 	h.checkEvery = min(opts.PingInterval, opts.HeartbeatInterval)
 	for i := range h.shards {

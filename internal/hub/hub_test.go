@@ -135,17 +135,23 @@ func newEnv(t testing.TB, tweak func(*hub.Options)) *env {
 // environment's CA.
 func (e *env) enroll() *agent {
 	e.t.Helper()
+	return e.enrollIn(e.tenant, e.site, e.token)
+}
+
+// enrollIn enrolls an agent with token, of tenant's site.
+func (e *env) enrollIn(tenant, site uuid.UUID, token string) *agent {
+	e.t.Helper()
 	a := &agent{id: store.NewID(), host: store.NewID()}
 	key, err := pki.GenerateKey()
 	require.NoError(e.t, err)
 	a.key = key
-	id := pki.AgentIdentity{TenantID: e.tenant, SiteID: e.site, AgentID: a.id}
+	id := pki.AgentIdentity{TenantID: tenant, SiteID: site, AgentID: a.id}
 	csr, err := pki.CreateCSR(key, a.id.String())
 	require.NoError(e.t, err)
 	certPEM, serial, notAfter, err := e.auth.SignAgentCSR(csr, id, time.Hour)
 	require.NoError(e.t, err)
 	a.certPEM, a.serial = certPEM, serial
-	hash := sha256.Sum256([]byte(e.token))
+	hash := sha256.Sum256([]byte(token))
 	_, _, _, err = e.st.ConsumeEnrollment(context.Background(), store.Enrollment{
 		TokenHash: hash[:], AgentID: a.id, HostID: a.host, Hostname: "host-" + a.id.String()[:8],
 		CertSerial: serial, CertExpiresAt: notAfter, Now: time.Now(),
@@ -182,7 +188,12 @@ type dialResult struct {
 
 func (e *env) dialWith(cfg *tls.Config, subprotocols []string) dialResult {
 	e.t.Helper()
-	tr := &http.Transport{TLSClientConfig: cfg}
+	return e.dialOn(&http.Transport{TLSClientConfig: cfg}, subprotocols)
+}
+
+// dialOn dials over tr (its TLS config, its source address).
+func (e *env) dialOn(tr *http.Transport, subprotocols []string) dialResult {
+	e.t.Helper()
 	e.t.Cleanup(tr.CloseIdleConnections)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()

@@ -23,12 +23,15 @@ const (
 	refuseCapability   = "capability_too_old"
 	refuseNoHello      = "no_hello"
 	refuseOverloaded   = "overloaded"
+	refuseAddressBusy  = "address_handshakes"
+	refuseAgentBusy    = "agent_handshakes"
 )
 
 var refusalReasons = []string{
 	refuseNoTLS, refuseTLSVersion, refuseNoClientCert, refuseNotWebSocket, refuseSubprotocol,
 	refuseIdentity, refuseUnknownAgent, refuseRevoked, refuseSerial, refuseMismatch,
 	refuseStore, refuseShutdown, refuseCapability, refuseNoHello, refuseOverloaded,
+	refuseAddressBusy, refuseAgentBusy,
 }
 
 var frameTypes = []string{

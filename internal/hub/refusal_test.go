@@ -2,20 +2,25 @@ package hub_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kubedoio/n-kudo/internal/agentproto"
 	"github.com/kubedoio/n-kudo/internal/hub"
 	"github.com/kubedoio/n-kudo/internal/pki"
+	"github.com/kubedoio/n-kudo/internal/store"
 )
 
 func TestHandshakeRefusals(t *testing.T) {
@@ -207,6 +212,9 @@ func TestAdmissionControlRefusesWithRetryAfter(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(o *hub.Options) {
 		o.MaxHandshakes = 1
+		// Both agents dial from loopback: the global limit, not the
+		// address's, is what this test exercises.
+		o.MaxHandshakesPerAddress = 2
 		o.AdmissionWait = 20 * time.Millisecond
 		o.RetryAfter = 3 * time.Second
 	})
@@ -231,4 +239,93 @@ func TestAdmissionControlRefusesWithRetryAfter(t *testing.T) {
 	c, _ := e.connect(second)
 	c.roundTrip()
 	first.roundTrip()
+}
+
+// TestHandshakeFloodStarvesNobody: upgrades that never send their hello
+// hold admission slots until the hello timeout. One agent identity (or one
+// source address with many) flooding them takes only its own share:
+// its extra connections are refused with 429 and Retry-After, and another
+// tenant's agent, from another address, connects at once.
+func TestHandshakeFloodStarvesNobody(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		flooders int // agent identities of the flooding tenant
+		dials    int // upgrades per identity, none sends a hello
+		held     int // at most this many flood upgrades get through
+	}{
+		{name: "one agent", flooders: 1, dials: 24, held: 2},
+		{name: "many agents from one address", flooders: 8, dials: 3, held: 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, func(o *hub.Options) {
+				o.MaxHandshakes = 16
+				o.MaxHandshakesPerAgent = 2
+				o.MaxHandshakesPerAddress = 4
+				o.AdmissionWait = 100 * time.Millisecond
+				// The flood holds its slots for the whole test.
+				o.HelloTimeout = 10 * time.Minute
+			})
+			var flood []*agent
+			for range tt.flooders {
+				flood = append(flood, e.enroll())
+			}
+			var wg sync.WaitGroup
+			results := make(chan dialResult, tt.flooders*tt.dials)
+			for _, a := range flood {
+				for range tt.dials {
+					wg.Go(func() { results <- e.dialFrom(a, "127.0.0.1") })
+				}
+			}
+			wg.Wait()
+			close(results)
+			through := 0
+			for r := range results {
+				if r.err == nil {
+					through++
+					continue
+				}
+				require.Equal(t, http.StatusTooManyRequests, r.status, "body: %s", r.body)
+				require.Contains(t, r.body, `"code":"too_many_handshakes"`)
+				require.NotEmpty(t, r.retryAfter)
+			}
+			require.LessOrEqual(t, through, tt.held)
+
+			// Another tenant's agent, from another address, is admitted.
+			tenant, site, token := e.otherTenant()
+			victim := e.enrollIn(tenant, site, token)
+			r := e.dialFrom(victim, "127.0.0.2")
+			require.NoError(t, r.err, "the victim was refused: %d %s", r.status, r.body)
+			r.c.send(agentproto.TypeHello, "", helloMsg())
+			r.c.expect(agentproto.TypeHelloAck)
+			r.c.roundTrip()
+		})
+	}
+}
+
+// dialFrom dials as a from the local address ip (any 127.0.0.0/8 address
+// reaches the loopback listener).
+func (e *env) dialFrom(a *agent, ip string) dialResult {
+	e.t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	tr := &http.Transport{TLSClientConfig: e.tlsConfig(a.certPEM, a.key), DialContext: d.DialContext}
+	return e.dialOn(tr, []string{agentproto.Subprotocol})
+}
+
+// otherTenant creates a second tenant with a site and an enrollment token.
+func (e *env) otherTenant() (tenant, site uuid.UUID, token string) {
+	e.t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	tenant, site, token = store.NewID(), store.NewID(), "tok-"+store.NewID().String()
+	require.NoError(e.t, e.st.CreateTenant(ctx, store.Tenant{ID: tenant, Name: "other-" + tenant.String(), CreatedAt: now}))
+	require.NoError(e.t, e.st.CreateSite(ctx, store.Site{ID: site, TenantID: tenant, Name: "edge", CreatedAt: now, UpdatedAt: now}))
+	hash := sha256.Sum256([]byte(token))
+	require.NoError(e.t, e.st.CreateEnrollmentToken(ctx, store.EnrollmentToken{
+		ID: store.NewID(), TenantID: tenant, SiteID: site, Hash: hash[:],
+		ExpiresAt: now.Add(time.Hour), MaxUses: 10, CreatedAt: now,
+	}))
+	return tenant, site, token
 }

@@ -64,6 +64,7 @@ type session struct {
 	vmHash    uint64
 	lastExec  uuid.UUID // last execution verified to belong to this agent
 	holdsSlot bool      // the admission slot is still held
+	admission admission // what holdsSlot holds
 
 	qmu sync.Mutex // guards the following
 	// queue holds the frames waiting for the writer, at most
@@ -348,7 +349,7 @@ func (s *session) fail(err error) {
 func (s *session) releaseSlot() {
 	if s.holdsSlot {
 		s.holdsSlot = false
-		s.hub.releaseSlot()
+		s.hub.release(s.admission)
 	}
 }
 
