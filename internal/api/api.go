@@ -119,46 +119,55 @@ type API struct {
 	metrics   *httpMetrics
 }
 
+// setDefaults fills zero fields with their defaults and refuses values
+// the API cannot work with.
+func (o *Options) setDefaults() error {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.EnrollmentTTL == 0 {
+		o.EnrollmentTTL = DefaultEnrollmentTTL
+	}
+	if o.EnrollmentTTL < minTokenTTL || o.EnrollmentTTL > maxTokenTTL {
+		return fmt.Errorf("%w: EnrollmentTTL %s outside %s..%s", ErrInvalidOptions, o.EnrollmentTTL, minTokenTTL, maxTokenTTL)
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.MaxBodyBytes < 0 {
+		return fmt.Errorf("%w: MaxBodyBytes is negative", ErrInvalidOptions)
+	}
+	switch {
+	case o.BodyReadTimeout == 0:
+		o.BodyReadTimeout = DefaultBodyReadTimeout
+	case o.BodyReadTimeout < 0:
+		o.BodyReadTimeout = 0
+	}
+	if o.IdempotencyWait == 0 {
+		o.IdempotencyWait = DefaultIdempotencyWait
+	}
+	if o.IdempotencyLease == 0 {
+		o.IdempotencyLease = DefaultIdempotencyLease
+	}
+	if o.IdempotencyWait < 0 || o.IdempotencyLease < 0 {
+		return fmt.Errorf("%w: IdempotencyWait and IdempotencyLease must not be negative", ErrInvalidOptions)
+	}
+	if o.AgentCertTTL < 0 {
+		return fmt.Errorf("%w: AgentCertTTL is negative", ErrInvalidOptions)
+	}
+	return nil
+}
+
 // New builds the API and registers its routes.
 func New(opts Options) (*API, error) {
 	if opts.Store == nil {
 		return nil, fmt.Errorf("building api: %w: Store is required", ErrInvalidOptions)
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.EnrollmentTTL == 0 {
-		opts.EnrollmentTTL = DefaultEnrollmentTTL
-	}
-	if opts.EnrollmentTTL < minTokenTTL || opts.EnrollmentTTL > maxTokenTTL {
-		return nil, fmt.Errorf("building api: %w: EnrollmentTTL %s outside %s..%s", ErrInvalidOptions, opts.EnrollmentTTL, minTokenTTL, maxTokenTTL)
-	}
-	if opts.MaxBodyBytes == 0 {
-		opts.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if opts.MaxBodyBytes < 0 {
-		return nil, fmt.Errorf("building api: %w: MaxBodyBytes is negative", ErrInvalidOptions)
-	}
-	switch {
-	case opts.BodyReadTimeout == 0:
-		opts.BodyReadTimeout = DefaultBodyReadTimeout
-	case opts.BodyReadTimeout < 0:
-		opts.BodyReadTimeout = 0
-	}
-	if opts.IdempotencyWait == 0 {
-		opts.IdempotencyWait = DefaultIdempotencyWait
-	}
-	if opts.IdempotencyLease == 0 {
-		opts.IdempotencyLease = DefaultIdempotencyLease
-	}
-	if opts.IdempotencyWait < 0 || opts.IdempotencyLease < 0 {
-		return nil, fmt.Errorf("building api: %w: IdempotencyWait and IdempotencyLease must not be negative", ErrInvalidOptions)
-	}
-	if opts.AgentCertTTL < 0 {
-		return nil, fmt.Errorf("building api: %w: AgentCertTTL is negative", ErrInvalidOptions)
+	if err := opts.setDefaults(); err != nil {
+		return nil, fmt.Errorf("building api: %w", err)
 	}
 	limits, err := opts.RateLimit.withDefaults()
 	if err != nil {
