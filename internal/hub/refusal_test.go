@@ -171,6 +171,8 @@ func TestProtocolViolationsClose(t *testing.T) {
 	}{
 		{name: "malformed frame", frames: [][]byte{hello, []byte(`{"type":"heartbeat","seq":2,"data":`)}, want: agentproto.CloseMalformed},
 		{name: "invalid body", frames: [][]byte{hello, []byte(`{"type":"heartbeat","seq":2,"data":{"at":"x"}}`)}, want: agentproto.CloseMalformed},
+		{name: "null body", frames: [][]byte{hello, []byte(`{"type":"heartbeat","seq":2,"data":null}`)}, want: agentproto.CloseMalformed},
+		{name: "array body", frames: [][]byte{hello, []byte(`{"type":"action_result","seq":2,"data":[]}`)}, want: agentproto.CloseMalformed},
 		{name: "oversized frame", frames: [][]byte{hello, []byte(`{"type":"heartbeat","data":"` + strings.Repeat("x", agentproto.MaxFrameBytes) + `"}`)}, want: agentproto.CloseTooLarge},
 		{name: "unknown type", frames: [][]byte{hello, []byte(`{"type":"gossip","seq":2,"data":{}}`)}, want: agentproto.CloseUnknownType},
 		{name: "capability too old", frames: [][]byte{[]byte(`{"type":"hello","seq":1,"data":{"agent_version":"0.1","capability_version":0}}`)}, want: agentproto.CloseCapabilityTooOld},
