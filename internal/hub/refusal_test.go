@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -235,10 +236,22 @@ func TestAdmissionControlRefusesWithRetryAfter(t *testing.T) {
 		require.GreaterOrEqual(t, secs, 1)
 		require.LessOrEqual(t, secs, 3)
 	}
-	// Once the hello is processed, the slot is free again.
+	// Once the hello is processed, the slot is free again. hello_ack is
+	// sent just before the slot is given back, so a dial right after it
+	// may still find none: retry until admitted.
 	first.send(agentproto.TypeHello, "", helloMsg())
 	first.expect(agentproto.TypeHelloAck)
-	c, _ := e.connect(second)
+	var c *client
+	eventually(t, "the second agent admitted", func() (bool, error) {
+		r := e.dialWith(e.tlsConfig(second.certPEM, second.key), []string{agentproto.Subprotocol})
+		if r.err != nil {
+			return false, fmt.Errorf("%d %s: %w", r.status, r.body, r.err)
+		}
+		c = r.c
+		return true, nil
+	})
+	c.send(agentproto.TypeHello, "", helloMsg())
+	c.expect(agentproto.TypeHelloAck)
 	c.roundTrip()
 	first.roundTrip()
 }
