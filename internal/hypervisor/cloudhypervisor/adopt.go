@@ -82,6 +82,14 @@ func (p *Provider) adoptOne(id uuid.UUID) error {
 	} else if v.rec.State != hypervisor.StateStopped && v.rec.State != hypervisor.StateCreating {
 		log.Warn("vmm of vm is gone", slog.Int(keyPID, v.rec.PID), slog.String(keyState, string(v.rec.State)))
 	}
+	if v.provisioned {
+		// The TAP must be on the bridge before a VMM opens it again.
+		ctx, cancel := context.WithTimeout(context.Background(), p.sock)
+		if err := p.ensureTAP(ctx, v); err != nil {
+			log.Warn("re-creating the tap of an adopted vm", slog.String(keyError, err.Error()))
+		}
+		cancel()
+	}
 	p.vms[id] = v
 	return nil
 }

@@ -28,14 +28,43 @@ type APIError struct {
 	Path   string
 	Status int
 	Body   string
+	// Messages is the VMM's error chain, top first, when the body is the
+	// JSON array of strings Cloud Hypervisor answers errors with
+	// (error_response in vmm/src/api/http/mod.rs), e.g. ["Error from
+	// API", "The VM info is not available", "VM is not created"].
+	Messages []string
 }
 
 func (e *APIError) Error() string {
-	msg := strings.TrimSpace(e.Body)
+	msg := strings.Join(e.Messages, ": ")
+	if msg == "" {
+		msg = strings.TrimSpace(e.Body)
+	}
 	if msg == "" {
 		msg = http.StatusText(e.Status)
 	}
 	return fmt.Sprintf("vmm answered %s %s with %d: %s", e.Method, e.Path, e.Status, msg)
+}
+
+// Reason is what the VMM said, without the HTTP framing: the error chain
+// joined, or the body.
+func (e *APIError) Reason() string {
+	if len(e.Messages) > 0 {
+		return strings.Join(e.Messages, ": ")
+	}
+	if b := strings.TrimSpace(e.Body); b != "" {
+		return b
+	}
+	return http.StatusText(e.Status)
+}
+
+func newAPIError(method, path string, status int, body []byte) *APIError {
+	ae := &APIError{Method: method, Path: path, Status: status, Body: string(body)}
+	var msgs []string
+	if json.Unmarshal(body, &msgs) == nil {
+		ae.Messages = msgs
+	}
+	return ae
 }
 
 // statusOf returns the HTTP status of an APIError, or 0.
@@ -45,6 +74,42 @@ func statusOf(err error) int {
 		return ae.Status
 	}
 	return 0
+}
+
+// notCreatedMarks are how the VMM says it holds no VM: VmError's Display
+// ("VM is not created", "VM config is missing") and, in releases that
+// printed errors with Debug, the variant names.
+var notCreatedMarks = []string{"vm is not created", "vm config is missing", "vmnotcreated", "vmmissingconfig"}
+
+// isNotCreated reports whether err is the VMM saying it holds no VM. The
+// API document says 404; Cloud Hypervisor v48 to v52 answer 500 with the
+// error chain (the handlers call error_response(e,
+// StatusCode::InternalServerError)), and v53 maps VmNotCreated and
+// VmMissingConfig to 404 (api_error_status_code in mod.rs). Both are
+// accepted.
+func isNotCreated(err error) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.Status {
+	case http.StatusNotFound:
+		return true
+	case http.StatusInternalServerError:
+		msgs := ae.Messages
+		if len(msgs) == 0 {
+			msgs = []string{ae.Body}
+		}
+		for _, m := range msgs {
+			m = strings.ToLower(m)
+			for _, mark := range notCreatedMarks {
+				if strings.Contains(m, mark) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // client talks to one VMM's API socket.
@@ -94,8 +159,10 @@ func (c *client) call(ctx context.Context, method, path string, in, out any) err
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return &APIError{Method: method, Path: path, Status: resp.StatusCode, Body: string(msg)}
+		return newAPIError(method, path, resp.StatusCode, msg)
 	}
+	// Success is 204, or 200 (vmm.shutdown answers 200 where the document
+	// says 204): any 2xx will do, and a body nobody asked for is drained.
 	if out == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
 		return nil

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"strconv"
 	"time"
@@ -24,6 +23,9 @@ import (
 // deleted.
 func (p *Provider) Create(ctx context.Context, spec hypervisor.VMSpec) error {
 	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("creating vm %s: %w", spec.ID, err)
+	}
+	if err := checkMAC(spec.MAC); err != nil {
 		return fmt.Errorf("creating vm %s: %w", spec.ID, err)
 	}
 	if p.deleted(spec.ID) {
@@ -114,7 +116,7 @@ func (p *Provider) provisionSteps(ctx context.Context, log *slog.Logger, v *vm) 
 	if err := cloudinit.WriteFile(v.paths.Seed, seed); err != nil {
 		return err
 	}
-	if err := p.network.EnsureTAP(ctx, vmnet.TAP{Name: v.rec.TAP, Owner: uint32(os.Geteuid()), Group: uint32(os.Getegid())}); err != nil {
+	if err := p.ensureTAP(ctx, v); err != nil {
 		return err
 	}
 	if err := p.ensureVMM(ctx, log, v); err != nil {
@@ -223,6 +225,8 @@ func (p *Provider) tail(v *vm) string {
 }
 
 // ensureDefined issues vm.create unless the VMM already holds the VM.
+// Not created is 404 or, before Cloud Hypervisor v53, 500 naming
+// VmNotCreated (isNotCreated).
 func (p *Provider) ensureDefined(ctx context.Context, v *vm) error {
 	cctx, cancel := context.WithTimeout(ctx, p.sock)
 	_, err := v.client.info(cctx)
@@ -230,15 +234,26 @@ func (p *Provider) ensureDefined(ctx context.Context, v *vm) error {
 	switch {
 	case err == nil:
 		return nil
-	case statusOf(err) != http.StatusNotFound:
-		return fmt.Errorf("%w: reading vm info: %w", ErrVMM, err)
+	case !isNotCreated(err):
+		return fmt.Errorf("%w: reading vm info: %w%s", ErrVMM, err, p.exitNote(v))
 	}
+	// vm.create opens the serial file anew, truncating it: keep what the
+	// last run of the VM wrote.
+	p.rotateConsole(v)
 	cctx, cancel = context.WithTimeout(ctx, p.boot)
 	defer cancel()
 	if err := v.client.put(cctx, "/vm.create", BuildVMConfig(v.rec.Spec, v.paths)); err != nil {
 		return fmt.Errorf("%w: defining vm: %w%s", ErrVMM, err, p.exitNote(v))
 	}
 	return nil
+}
+
+// ensureTAP makes the VM's TAP exist, on the bridge and up. It runs
+// before every VMM start and boot: a TAP that is gone (the host
+// rebooted) would otherwise be created by the VMM itself, attached to no
+// bridge, and the VM would boot without a network.
+func (p *Provider) ensureTAP(ctx context.Context, v *vm) error {
+	return p.network.EnsureTAP(ctx, vmnet.TAP{Name: v.rec.TAP, Owner: uint32(os.Geteuid()), Group: uint32(os.Getegid())})
 }
 
 // exitNote says how the VMM ended when a call failed because it died.

@@ -2,7 +2,6 @@ package cloudhypervisor
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -44,7 +43,22 @@ func launch(binary string, p Paths) (int, error) {
 	}
 	pid := cmd.Process.Pid
 	_ = cmd.Process.Release()
+	waitCmdline(pid)
 	return pid, nil
+}
+
+// waitCmdline waits, briefly, until a just-started process shows its
+// command line: while execve is still building its memory the line reads
+// empty, and probe would take the new VMM for a dead one.
+func waitCmdline(pid int) {
+	deadline := time.Now().Add(settleTimeout)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		if err != nil || len(b) > 0 {
+			return
+		}
+		time.Sleep(time.Millisecond) // polling the kernel's progress, bounded
+	}
 }
 
 // procState is what is known about a VMM process.
@@ -52,6 +66,9 @@ type procState struct {
 	alive bool
 	// exit describes how it ended, when it was our child and we reaped it.
 	exit string
+	// clean: it exited with status 0, which a VMM does after vmm.shutdown
+	// and when its guest powers off (the exit event in vmm/src/lib.rs).
+	clean bool
 }
 
 // probe reports whether pid is alive and is the VMM serving socket. It
@@ -65,7 +82,7 @@ func probe(pid int, socket string) procState {
 	var ws unix.WaitStatus
 	wpid, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 	if err == nil && wpid == pid {
-		return procState{exit: describeExit(ws)}
+		return exited(ws)
 	}
 	if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
 		return procState{}
@@ -86,6 +103,10 @@ func probe(pid int, socket string) procState {
 	return procState{alive: true}
 }
 
+func exited(ws unix.WaitStatus) procState {
+	return procState{exit: describeExit(ws), clean: ws.Exited() && ws.ExitStatus() == 0}
+}
+
 func describeExit(ws unix.WaitStatus) string {
 	switch {
 	case ws.Exited():
@@ -101,11 +122,11 @@ const settleTimeout = 2 * time.Second
 
 // settle waits briefly for a child that is exiting (its API connection
 // dropped, its command line already torn down) to become reapable, and
-// returns how it ended; "" when it is not our child or does not end in
-// time. Knowing "exited with status 3" beats "is gone" in an error.
-func settle(pid int) string {
+// returns how it ended; no exit when it is not our child or does not end
+// in time. Knowing "exited with status 3" beats "is gone" in an error.
+func settle(pid int) procState {
 	if pid <= 0 {
-		return ""
+		return procState{}
 	}
 	deadline := time.Now().Add(settleTimeout)
 	t := time.NewTicker(pollInterval)
@@ -115,29 +136,13 @@ func settle(pid int) string {
 		wpid, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 		switch {
 		case err != nil:
-			return "" // ECHILD: not ours, or already reaped
+			return procState{} // ECHILD: not ours, or already reaped
 		case wpid == pid:
-			return describeExit(ws)
+			return exited(ws)
 		case time.Now().After(deadline):
-			return ""
+			return procState{}
 		}
 		<-t.C
-	}
-}
-
-// waitExit polls until the process is gone or ctx ends.
-func waitExit(ctx context.Context, pid int, socket string) (procState, error) {
-	t := time.NewTicker(pollInterval)
-	defer t.Stop()
-	for {
-		if st := probe(pid, socket); !st.alive {
-			return st, nil
-		}
-		select {
-		case <-ctx.Done():
-			return procState{alive: true}, ctx.Err()
-		case <-t.C:
-		}
 	}
 }
 

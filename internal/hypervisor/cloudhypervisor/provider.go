@@ -30,6 +30,9 @@ const (
 	DefaultBootTimeout     = 30 * time.Second
 	DefaultSocketTimeout   = 10 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultStopGrace is how long Stop waits for a guest to power off
+	// after the power button before it stops the VM hard.
+	DefaultStopGrace = 30 * time.Second
 	// MaxTombstones bounds how many deleted VM ids are remembered.
 	MaxTombstones = 1024
 )
@@ -65,6 +68,10 @@ var (
 	// ErrBadRuntimeDir: the runtime directory is unusable.
 	ErrBadRuntimeDir = errors.New("unusable runtime directory")
 )
+
+// errNoop, from an operation's step, means it succeeded without changing
+// the VM: apply records nothing.
+var errNoop = errors.New("nothing to do")
 
 // Network is the host side of VM networking: a TAP device per VM on the
 // bridge. *vmnet.Manager implements it; tests without root pass their own.
@@ -102,6 +109,10 @@ type Options struct {
 	// ShutdownTimeout bounds the wait for a VMM to exit after
 	// vmm.shutdown before it is killed.
 	ShutdownTimeout time.Duration
+	// StopGrace bounds how long Stop waits for the guest to power off
+	// after vm.power-button before vm.shutdown stops it hard
+	// (nkudo-agent --stop-grace); zero means DefaultStopGrace.
+	StopGrace time.Duration
 }
 
 // Provider is the Cloud Hypervisor hypervisor.Provider. It is safe for
@@ -117,11 +128,12 @@ type Provider struct {
 	boot     time.Duration
 	sock     time.Duration
 	shutdown time.Duration
+	grace    time.Duration
 
 	mu      sync.Mutex // guards the following
 	vms     map[uuid.UUID]*vm
 	tombs   map[uuid.UUID]time.Time
-	exits   map[int]string // how reaped VMM children ended, by pid
+	exits   map[int]procState // how reaped VMM children ended, by pid
 	version string
 }
 
@@ -170,9 +182,10 @@ func New(opts Options) (*Provider, error) {
 		boot:     opts.BootTimeout,
 		sock:     opts.SocketTimeout,
 		shutdown: opts.ShutdownTimeout,
+		grace:    opts.StopGrace,
 		vms:      make(map[uuid.UUID]*vm),
 		tombs:    make(map[uuid.UUID]time.Time),
-		exits:    make(map[int]string),
+		exits:    make(map[int]procState),
 	}
 	if p.log == nil {
 		p.log = slog.Default()
@@ -186,6 +199,9 @@ func New(opts Options) (*Provider, error) {
 	}
 	if p.shutdown <= 0 {
 		p.shutdown = DefaultShutdownTimeout
+	}
+	if p.grace <= 0 {
+		p.grace = DefaultStopGrace
 	}
 	if p.binary == "" {
 		bin, err := exec.LookPath(BinaryName)
@@ -201,6 +217,10 @@ func New(opts Options) (*Provider, error) {
 		return nil, fmt.Errorf("opening cloud-hypervisor provider: %w: %q must be an absolute path", ErrBadRuntimeDir, p.dir)
 	}
 	p.dir = filepath.Clean(p.dir)
+	if strings.Contains(p.dir, ",") {
+		// The VMM's option parser splits --api-socket path=… on commas.
+		return nil, fmt.Errorf("opening cloud-hypervisor provider: %w: %q contains a comma, which cloud-hypervisor's option parser would split the api socket path on", ErrBadRuntimeDir, p.dir)
+	}
 	if sock := PathsFor(p.dir, uuid.Nil, "").APISocket; len(sock) > maxSocketPath {
 		return nil, fmt.Errorf("opening cloud-hypervisor provider: %w: %s makes api socket paths longer than %d bytes", ErrBadRuntimeDir, p.dir, maxSocketPath)
 	}
@@ -408,7 +428,9 @@ func (p *Provider) apply(ctx context.Context, id uuid.UUID, op hypervisor.Op, ve
 	if err != nil || noop {
 		return err
 	}
-	if err := do(ctx, v, from); err != nil {
+	if err := do(ctx, v, from); errors.Is(err, errNoop) {
+		return nil
+	} else if err != nil {
 		err = fmt.Errorf("%s vm %s: %w", verb, id, err)
 		// A VMM that died under the call leaves the VM failed; otherwise
 		// the VM is where it was and the error says why.

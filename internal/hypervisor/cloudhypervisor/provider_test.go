@@ -17,6 +17,7 @@ import (
 
 	"github.com/kubedoio/n-kudo/internal/agent/statefile"
 	"github.com/kubedoio/n-kudo/internal/hypervisor"
+	"github.com/kubedoio/n-kudo/internal/hypervisor/cloudhypervisor/standin"
 	"github.com/kubedoio/n-kudo/internal/vmnet"
 )
 
@@ -42,15 +43,43 @@ func (h *harness) requireClean(t *testing.T, id uuid.UUID) {
 	assert.ErrorIs(t, err, os.ErrNotExist, "runtime dir left behind")
 }
 
+// standinModes are the VMM behaviours the provider is tested against:
+// Cloud Hypervisor's code before and from v53, and the API document.
+var standinModes = []struct {
+	name    string
+	version string
+	mode    string
+}{
+	{"real-v48", "v48.0", standin.ModeReal},
+	{"real-v53", "v53.0", standin.ModeReal},
+	{"openapi", "v48.0", standin.ModeOpenAPI},
+}
+
+// newModeHarness is a harness whose stand-in plays one of standinModes.
+func newModeHarness(t *testing.T, version, mode string) *harness {
+	t.Helper()
+	h := newHarness(t)
+	h.configure(func(c *standinConfig) { c.Version, c.Mode = version, mode })
+	return h
+}
+
 func TestLifecycle(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	for _, m := range standinModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			testLifecycle(t, newModeHarness(t, m.version, m.mode), m.mode)
+		})
+	}
+}
+
+func testLifecycle(t *testing.T, h *harness, mode string) {
 	p := h.provider()
 	ctx := context.Background()
 
 	caps, err := p.Capabilities(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, hypervisor.Capabilities{Kind: "cloud-hypervisor", Version: "v48.0", PauseResume: true, Reboot: true}, caps)
+	assert.Equal(t, hypervisor.Capabilities{Kind: "cloud-hypervisor", Version: h.cfg.Version, PauseResume: true, Reboot: true}, caps)
 	assert.Equal(t, hypervisor.KindCloudHypervisor, p.Name())
 
 	spec := h.spec("web_1")
@@ -117,10 +146,12 @@ func TestLifecycle(t *testing.T) {
 		}
 		requireState(t, p, id, s.want)
 	}
-	console, err := os.ReadFile(paths.ConsoleLog)
-	require.NoError(t, err)
-	assert.Contains(t, string(console), "login:")
-	assert.Contains(t, string(console), "Restarting system")
+	// The VMM truncates the serial file at each create, boot after a
+	// shutdown and reboot; the history is kept in rotated files.
+	console := h.consoleHistory(t, paths)
+	assert.Contains(t, console, "login:")
+	assert.Contains(t, console, "Restarting system")
+	assert.Contains(t, console, "Power down")
 
 	for range 2 {
 		require.NoError(t, p.Delete(ctx, id))
@@ -135,16 +166,51 @@ func TestLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []hypervisor.VMState{{ID: id, State: hypervisor.StateDeleted}}, list)
 
-	// What the VMM saw: one create, and a boot per start; the no-ops and
-	// invalid transitions never reached it.
-	var mutating []string
+	// What the VMM saw: a boot per start; the no-ops and invalid
+	// transitions never reached it. A running VM is stopped through the
+	// power button; the real VMM then exits with the guest, so the next
+	// start defines the VM in a new VMM; a VMM that follows the document
+	// keeps it. A paused VM is stopped hard.
+	restart := []string{"/vm.create", "/vm.boot"}
+	if mode == standin.ModeOpenAPI {
+		restart = []string{"/vm.boot"}
+	}
+	want := append([]string{"/vm.create", "/vm.boot", "/vm.pause", "/vm.resume", "/vm.reboot", "/vm.reboot", "/vm.power-button"}, restart...)
+	want = append(want, "/vm.pause", "/vm.shutdown", "/vm.delete", "/vmm.shutdown")
+	assert.Equal(t, want, h.mutatingCalls())
+}
+
+// mutatingCalls lists the PUT calls the stand-ins served, in order.
+func (h *harness) mutatingCalls() []string {
+	var out []string
 	for _, c := range h.calls() {
 		if c.Method == "PUT" {
-			mutating = append(mutating, strings.TrimPrefix(c.Path, "/api/v1"))
+			out = append(out, strings.TrimPrefix(c.Path, "/api/v1"))
 		}
 	}
-	assert.Equal(t, []string{"/vm.create", "/vm.boot", "/vm.pause", "/vm.resume", "/vm.reboot", "/vm.reboot",
-		"/vm.shutdown", "/vm.boot", "/vm.pause", "/vm.shutdown", "/vm.delete", "/vmm.shutdown"}, mutating)
+	return out
+}
+
+// consoleHistory is the VM's console log with its rotated predecessors,
+// oldest first; there are never more than MaxConsoleLogs of those.
+func (h *harness) consoleHistory(t *testing.T, paths Paths) string {
+	t.Helper()
+	var b strings.Builder
+	for i := MaxConsoleLogs + 1; i >= 0; i-- {
+		name := paths.ConsoleLog
+		if i > 0 {
+			name = fmt.Sprintf("%s.%d", paths.ConsoleLog, i)
+		}
+		data, err := os.ReadFile(name)
+		if i > MaxConsoleLogs {
+			require.ErrorIs(t, err, os.ErrNotExist, "more than %d old console logs", MaxConsoleLogs)
+			continue
+		}
+		if err == nil {
+			b.Write(data)
+		}
+	}
+	return b.String()
 }
 
 func TestUnknownVM(t *testing.T) {

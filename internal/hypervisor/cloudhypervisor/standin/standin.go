@@ -12,14 +12,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 )
 
@@ -27,15 +25,38 @@ import (
 // copy named like the real VMM), so the provider under test runs it as is.
 const BinaryName = "cloud-hypervisor"
 
+// Modes of the stand-in.
+const (
+	// ModeReal answers as Cloud Hypervisor's own code does, for the
+	// release in Config.Version (see the package comment). The default.
+	ModeReal = "real"
+	// ModeOpenAPI answers as the API document says (404 "not created", 405
+	// wrong state, 204 for vmm.shutdown, a "Shutdown" state).
+	ModeOpenAPI = "openapi"
+)
+
+// DefaultVersion is the release the stand-in plays when Config.Version is
+// empty: the oldest one the provider is tested against.
+const DefaultVersion = "v48.0"
+
 // Config is standin.json, written by the test next to the symlink.
 type Config struct {
 	SpecPath string `json:"spec_path"`
-	Version  string `json:"version"`
+	// Version is what --version and vmm.ping report; in ModeReal it also
+	// picks the release's behaviour (v53.0 and later answer 404 for "not
+	// created" and refuse a second vm.boot after a failed one).
+	Version string `json:"version"`
+	// Mode is ModeReal (the default when empty) or ModeOpenAPI.
+	Mode string `json:"mode,omitempty"`
 	// CrashOn makes the VMM exit with status 3 when it receives a call to
 	// this path (e.g. "/vm.boot"), before answering.
 	CrashOn string `json:"crash_on,omitempty"`
 	// NoSocket makes the VMM never create its API socket.
 	NoSocket bool `json:"no_socket,omitempty"`
+	// IgnorePowerButton plays a guest that does not react to the ACPI
+	// power button (no acpid, or hung): vm.power-button succeeds and the
+	// VM keeps running.
+	IgnorePowerButton bool `json:"ignore_power_button,omitempty"`
 }
 
 // Call is one line of calls.jsonl.
@@ -61,17 +82,19 @@ const (
 	Unsupported = "stand-in does not implement"
 )
 
+// GuestPowerOffSignal, sent to a stand-in, plays a guest that powers
+// itself off (`poweroff` inside the VM): the real VMM then exits with
+// status 0 (ModeReal), or keeps running with the VM in "Shutdown"
+// (ModeOpenAPI, like a VMM started with --no-shutdown).
+const GuestPowerOffSignal = syscall.SIGUSR1
+
 // Main runs the stand-in VMM with the process arguments after the program
 // name and returns its exit status. The caller (a TestMain or init that
 // sees os.Args[0] named BinaryName) exits with it. Its configuration is
 // ConfigFile in the directory of os.Args[0].
 func Main(args []string) int {
 	dir := filepath.Dir(os.Args[0])
-	var cfg Config
-	b, err := os.ReadFile(filepath.Join(dir, ConfigFile))
-	if err == nil {
-		err = json.Unmarshal(b, &cfg)
-	}
+	cfg, err := readConfig(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stand-in: reading config:", err)
 		return 2
@@ -84,11 +107,41 @@ func Main(args []string) int {
 		fmt.Fprintln(os.Stderr, "stand-in: usage: cloud-hypervisor --api-socket path=SOCKET")
 		return 2
 	}
+	// The real option parser splits on ',' (option_parser crate): a path
+	// with a comma would be cut short and the VMM would bind elsewhere.
 	socket := strings.TrimPrefix(args[1], "path=")
-	if err := appendLine(filepath.Join(dir, PIDsFile), fmt.Sprint(os.Getpid())); err != nil {
+	if strings.Contains(socket, ",") {
+		fmt.Fprintf(os.Stderr, "stand-in: error parsing --api-socket: unknown option in %q\n", args[1])
+		return 1
+	}
+	if err := appendLine(filepath.Join(dir, PIDsFile), strconv.Itoa(os.Getpid())); err != nil {
 		fmt.Fprintln(os.Stderr, "stand-in:", err)
 		return 2
 	}
+	return serve(cfg, dir, socket)
+}
+
+func readConfig(dir string) (Config, error) {
+	var cfg Config
+	b, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if err == nil {
+		err = json.Unmarshal(b, &cfg)
+	}
+	if cfg.Version == "" {
+		cfg.Version = DefaultVersion
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = ModeReal
+	}
+	if err == nil && cfg.Mode != ModeReal && cfg.Mode != ModeOpenAPI {
+		err = fmt.Errorf("unknown mode %q", cfg.Mode)
+	}
+	return cfg, err
+}
+
+// serve answers the API until vmm.shutdown, a guest power-off (ModeReal)
+// or SIGTERM, and returns the exit status.
+func serve(cfg Config, dir, socket string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if cfg.NoSocket {
@@ -114,22 +167,35 @@ func Main(args []string) int {
 		fmt.Fprintln(os.Stderr, "stand-in: listening:", err)
 		return 2
 	}
-	v := &vmm{cfg: cfg, router: router, calls: filepath.Join(dir, CallsFile), quit: make(chan struct{})}
+	v := newVMM(cfg, router, filepath.Join(dir, CallsFile))
 	srv := &http.Server{Handler: v, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-	case <-v.quit:
-	case err := <-errc:
-		fmt.Fprintln(os.Stderr, "stand-in: serving:", err)
-		return 1
+	poweroff := make(chan os.Signal, 1)
+	signal.Notify(poweroff, GuestPowerOffSignal)
+	defer signal.Stop(poweroff)
+	status := 0
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-poweroff:
+			v.guestPowerOff()
+		case <-v.quit:
+			break loop
+		case err := <-errc:
+			fmt.Fprintln(os.Stderr, "stand-in: serving:", err)
+			status = 1
+			break loop
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	_ = os.Remove(socket)
-	return 0
+	v.closeSerial()
+	return status
 }
 
 func appendLine(path, line string) error {
@@ -140,178 +206,6 @@ func appendLine(path, line string) error {
 	defer f.Close()
 	_, err = f.WriteString(line + "\n")
 	return err
-}
-
-type vmm struct {
-	cfg      Config
-	router   routers.Router
-	calls    string
-	quit     chan struct{}
-	quitOnce sync.Once
-
-	mu     sync.Mutex
-	config json.RawMessage // the VmConfig given to vm.create; nil: no VM
-	state  string
-	serial string
-}
-
-func (s *vmm) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	call := Call{PID: os.Getpid(), Method: r.Method, Path: r.URL.Path}
-	status, answer := s.validate(r, body)
-	if status != 0 {
-		call.ValidationError = answer
-	} else {
-		if strings.TrimPrefix(r.URL.Path, "/api/v1") == s.cfg.CrashOn {
-			call.Status = -1
-			s.record(call)
-			fmt.Fprintln(os.Stderr, "stand-in: crashing on", r.URL.Path, "as told")
-			os.Exit(3)
-		}
-		status, answer = s.handle(r.Method, strings.TrimPrefix(r.URL.Path, "/api/v1"), body)
-		if strings.HasPrefix(answer, Unsupported) {
-			call.ValidationError = answer // the provider must not need it
-		}
-	}
-	call.Status = status
-	s.record(call)
-	if answer != "" && status == http.StatusOK {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, answer)
-	if r.URL.Path == "/api/v1/vmm.shutdown" && status == http.StatusNoContent {
-		s.quitOnce.Do(func() { close(s.quit) })
-	}
-}
-
-func (s *vmm) record(c Call) {
-	b, _ := json.Marshal(c)
-	if err := appendLine(s.calls, string(b)); err != nil {
-		fmt.Fprintln(os.Stderr, "stand-in: recording call:", err)
-	}
-}
-
-// validate checks the request against the API document; a non-zero
-// status means it is invalid, with the reason.
-func (s *vmm) validate(r *http.Request, body []byte) (int, string) {
-	vr := r.Clone(r.Context())
-	vr.Body = io.NopCloser(bytes.NewReader(body))
-	route, params, err := s.router.FindRoute(vr)
-	if err != nil {
-		return http.StatusBadRequest, fmt.Sprintf("no route for %s %s: %v", r.Method, r.URL.Path, err)
-	}
-	in := &openapi3filter.RequestValidationInput{Request: vr, PathParams: params, Route: route}
-	if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
-		return http.StatusBadRequest, fmt.Sprintf("invalid %s %s: %v", r.Method, r.URL.Path, err)
-	}
-	return 0, ""
-}
-
-// handle implements the VMM's VM state machine. Statuses follow the API
-// document where it lists them (404 not created, 405 wrong state); errors
-// it does not list are 500 with a message, as the real VMM answers.
-func (s *vmm) handle(method, path string, body []byte) (int, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	created := s.config != nil
-	switch path {
-	case "/vmm.ping":
-		b, _ := json.Marshal(map[string]any{"version": s.cfg.Version, "build_version": "standin", "pid": os.Getpid()})
-		return http.StatusOK, string(b)
-	case "/vmm.shutdown":
-		return http.StatusNoContent, ""
-	case "/vm.info":
-		if !created {
-			return http.StatusNotFound, "VM is not created"
-		}
-		b, _ := json.Marshal(map[string]any{"config": s.config, "state": s.state})
-		return http.StatusOK, string(b)
-	case "/vm.create":
-		if created {
-			return http.StatusInternalServerError, "Error creating VM: VmAlreadyCreated"
-		}
-		var cfg struct {
-			Serial struct {
-				Mode string `json:"mode"`
-				File string `json:"file"`
-			} `json:"serial"`
-		}
-		if err := json.Unmarshal(body, &cfg); err != nil {
-			return http.StatusBadRequest, err.Error()
-		}
-		s.config, s.state = json.RawMessage(body), "Created"
-		if cfg.Serial.Mode == "File" {
-			s.serial = cfg.Serial.File
-		}
-		return http.StatusNoContent, ""
-	case "/vm.delete":
-		s.config, s.state = nil, ""
-		return http.StatusNoContent, ""
-	case "/vm.boot":
-		switch {
-		case !created:
-			return http.StatusNotFound, "VM is not created"
-		case s.state == "Running" || s.state == "Paused":
-			return http.StatusInternalServerError, "Error booting VM: VmAlreadyBooted"
-		}
-		s.state = "Running"
-		s.console("stand-in guest booting\nwelcome to the stand-in guest\nlogin: ")
-		return http.StatusNoContent, ""
-	case "/vm.shutdown":
-		switch {
-		case !created:
-			return http.StatusNotFound, "VM is not created"
-		case s.state != "Running" && s.state != "Paused":
-			return http.StatusMethodNotAllowed, "VM is not booted"
-		}
-		s.state = "Shutdown"
-		s.console("\nreboot: Power down\n")
-		return http.StatusNoContent, ""
-	case "/vm.reboot":
-		switch {
-		case !created:
-			return http.StatusNotFound, "VM is not created"
-		case s.state != "Running":
-			return http.StatusMethodNotAllowed, "VM is not booted"
-		}
-		s.console("\nreboot: Restarting system\nstand-in guest booting\nlogin: ")
-		return http.StatusNoContent, ""
-	case "/vm.pause":
-		switch {
-		case !created:
-			return http.StatusNotFound, "VM is not created"
-		case s.state != "Running":
-			return http.StatusMethodNotAllowed, "VM is not running"
-		}
-		s.state = "Paused"
-		return http.StatusNoContent, ""
-	case "/vm.resume":
-		switch {
-		case !created:
-			return http.StatusNotFound, "VM is not created"
-		case s.state != "Paused":
-			return http.StatusMethodNotAllowed, "VM is not paused"
-		}
-		s.state = "Running"
-		return http.StatusNoContent, ""
-	}
-	return http.StatusInternalServerError, fmt.Sprintf("%s %s %s", Unsupported, method, path)
-}
-
-// console appends guest output to the serial file. Must be called with
-// s.mu held.
-func (s *vmm) console(text string) {
-	if s.serial == "" {
-		return
-	}
-	if err := appendLine(s.serial, text); err != nil && !errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintln(os.Stderr, "stand-in: writing console:", err)
-	}
 }
 
 // Install makes exe (usually the running test binary, os.Executable) the
@@ -363,4 +257,9 @@ func ReadCalls(dir string) ([]Call, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// readBody reads a request body, bounded: VmConfigs are small.
+func readBody(r *http.Request) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(r.Body, 1<<20))
 }
