@@ -29,6 +29,24 @@ func (p *Provider) probe(v *vm) procState {
 	return st
 }
 
+// settleExit tells a VMM on its way out from a live one after a call to
+// it failed: a VMM that exits (after vmm.shutdown, or with its guest)
+// closes its API socket a moment before the process ends. After a failure
+// below HTTP (no answer at all) it gives our child that moment, and
+// reports how it ended.
+func (p *Provider) settleExit(v *vm, err error) procState {
+	if statusOf(err) != 0 {
+		return procState{alive: true}
+	}
+	if st := settle(v.rec.PID); st.exit != "" {
+		p.mu.Lock()
+		p.exits[v.rec.PID] = st
+		p.mu.Unlock()
+		return st
+	}
+	return p.probe(v)
+}
+
 // observe reports the VM's actual state, asking the VMM. Must be called
 // with v.mu held.
 func (p *Provider) observe(ctx context.Context, v *vm) hypervisor.VMState {
@@ -43,6 +61,9 @@ func (p *Provider) observe(ctx context.Context, v *vm) hypervisor.VMState {
 	info, err := v.client.info(cctx)
 	cancel()
 	if err != nil {
+		if st := p.settleExit(v, err); !st.alive {
+			return p.observeGone(v, st)
+		}
 		return p.observeNoVM(v, err)
 	}
 	var s hypervisor.State

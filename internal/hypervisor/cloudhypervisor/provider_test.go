@@ -489,6 +489,7 @@ func TestNewRejects(t *testing.T) {
 	}{
 		{"missing binary", func(o *Options) { o.Binary = filepath.Join(h.binDir, "nope") }, ErrNoBinary},
 		{"relative runtime dir", func(o *Options) { o.RuntimeDir = "vms" }, ErrBadRuntimeDir},
+		{"runtime dir with a comma", func(o *Options) { o.RuntimeDir = "/tmp/a,b" }, ErrBadRuntimeDir},
 		{"runtime dir too long for sockets", func(o *Options) { o.RuntimeDir = "/" + strings.Repeat("d", 80) }, ErrBadRuntimeDir},
 	}
 	for _, tt := range tests {

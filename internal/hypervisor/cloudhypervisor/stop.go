@@ -33,7 +33,7 @@ func (p *Provider) Stop(ctx context.Context, id uuid.UUID) error {
 		info, err := v.client.info(cctx)
 		cancel()
 		switch {
-		case err != nil && (from == hypervisor.StateFailed || isNotCreated(err)):
+		case err != nil && (from == hypervisor.StateFailed || isNotCreated(err) || !p.settleExit(v, err).alive):
 			return nil
 		case err != nil:
 			return fmt.Errorf("%w: reading vm info: %w%s", ErrVMM, err, p.exitNote(v))
