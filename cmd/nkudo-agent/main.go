@@ -134,6 +134,9 @@ type runConfig struct {
 	netbirdHostname                  string
 	netbirdProbe                     netbird.Probe
 	logLevel                         string
+	// stopGrace: how long a stop waits for the guest to power off after
+	// the ACPI power button before the VM is stopped hard.
+	stopGrace time.Duration
 }
 
 // Validate checks the configuration, refusing what this build cannot do
@@ -159,6 +162,9 @@ func (c runConfig) Validate() error {
 	if _, err := imagedir.New(c.imageDirs); err != nil {
 		return fmt.Errorf("--image-dir: %w", err)
 	}
+	if c.stopGrace <= 0 || c.stopGrace > maxStopGrace {
+		return fmt.Errorf("--stop-grace %s: want more than 0 and at most %s", c.stopGrace, maxStopGrace)
+	}
 	if c.netbirdEnabled && c.netbirdProbe.Type != "" {
 		if err := c.netbirdProbe.Validate(); err != nil {
 			return fmt.Errorf("--netbird-probe-*: %w", err)
@@ -166,6 +172,10 @@ func (c runConfig) Validate() error {
 	}
 	return nil
 }
+
+// maxStopGrace bounds --stop-grace well inside the executor's action
+// timeout, so a stop always has time for its hard stop.
+const maxStopGrace = 5 * time.Minute
 
 func newRunCmd() *cobra.Command {
 	var c runConfig
@@ -200,6 +210,7 @@ func newRunCmd() *cobra.Command {
 	f.IntVar(&c.netbirdProbe.HTTPMin, "netbird-probe-http-min", 0, "lowest accepted HTTP status of the probe (default 200)")
 	f.IntVar(&c.netbirdProbe.HTTPMax, "netbird-probe-http-max", 0, "highest accepted HTTP status of the probe (default 399)")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.DurationVar(&c.stopGrace, "stop-grace", cloudhypervisor.DefaultStopGrace, "how long a stop waits for the guest to power off after the ACPI power button before stopping it hard (cloud-hypervisor)")
 	return cmd
 }
 
@@ -319,6 +330,7 @@ func openCloudHypervisor(c runConfig, dir string, logger *slog.Logger) (hypervis
 	}
 	pv, err := cloudhypervisor.New(cloudhypervisor.Options{
 		Binary: c.chBin, RuntimeDir: dir, Bridge: c.bridge, Firmware: c.firmware, Logger: logger,
+		StopGrace: c.stopGrace,
 	})
 	if err != nil {
 		return hypervisor.NewUnavailable(hypervisor.KindCloudHypervisor, fmt.Sprintf("opening cloud-hypervisor: %v", err)), noop, nil

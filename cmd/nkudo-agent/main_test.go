@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -89,7 +90,7 @@ func TestOpenProvider(t *testing.T) {
 
 func TestRunConfigValidate(t *testing.T) {
 	t.Parallel()
-	ok := runConfig{stateDir: "/s", runtimeDir: "/r", hypervisor: hypervisor.KindSim, imageDirs: []string{"/img"}}
+	ok := runConfig{stateDir: "/s", runtimeDir: "/r", hypervisor: hypervisor.KindSim, imageDirs: []string{"/img"}, stopGrace: 30 * time.Second}
 	cases := []struct {
 		name  string
 		tweak func(*runConfig)
@@ -98,6 +99,11 @@ func TestRunConfigValidate(t *testing.T) {
 		{"sim", func(*runConfig) {}, true},
 		{"cloud-hypervisor", func(c *runConfig) { c.hypervisor = hypervisor.KindCloudHypervisor }, true},
 		{"unknown hypervisor", func(c *runConfig) { c.hypervisor = "xen" }, false},
+		{"cloud-hypervisor runtime dir with a comma", func(c *runConfig) {
+			c.hypervisor, c.runtimeDir = hypervisor.KindCloudHypervisor, "/var/lib/a,b"
+		}, false},
+		{"no stop grace", func(c *runConfig) { c.stopGrace = 0 }, false},
+		{"stop grace too long", func(c *runConfig) { c.stopGrace = time.Hour }, false},
 		{"no state dir", func(c *runConfig) { c.stateDir = "" }, false},
 		{"no runtime dir", func(c *runConfig) { c.runtimeDir = "" }, false},
 		{"comma in runtime dir", func(c *runConfig) { c.runtimeDir = "/run/a,b" }, false},

@@ -172,7 +172,7 @@ func (c *consoleTail) run(ctx context.Context) error {
 // step opens or re-opens the log as needed and sends what is new. The
 // first successful open sends the last ConsoleSnapshotBytes only.
 func (c *consoleTail) step(ctx context.Context, snapshot bool) error {
-	if err := c.reopenIfReplaced(); err != nil {
+	if err := c.reopenIfReplaced(ctx); err != nil {
 		return err
 	}
 	if c.f == nil {
@@ -197,8 +197,12 @@ func (c *consoleTail) step(ctx context.Context, snapshot bool) error {
 }
 
 // reopenIfReplaced drops the open file when the path now names another
-// file (or none), and rewinds when the file shrank.
-func (c *consoleTail) reopenIfReplaced() error {
+// file (or none), and rewinds when the file shrank. A replaced file is
+// read to its end first: the Cloud Hypervisor provider moves the log
+// aside (console.log.1) just before the VMM truncates it at a boot or
+// reboot, and the last lines the guest wrote are in the old file; the
+// next step then follows the new file from its start.
+func (c *consoleTail) reopenIfReplaced(ctx context.Context) error {
 	if c.f == nil {
 		return nil
 	}
@@ -208,6 +212,11 @@ func (c *consoleTail) reopenIfReplaced() error {
 	}
 	now, err := os.Stat(c.path)
 	if err != nil || !os.SameFile(cur, now) {
+		if cur.Size() >= c.off {
+			if err := c.sendFrom(ctx, consoleChunkBytes); err != nil {
+				return err
+			}
+		}
 		c.f.Close()
 		c.f = nil
 		return nil
