@@ -197,11 +197,12 @@ func (c *consoleTail) step(ctx context.Context, snapshot bool) error {
 }
 
 // reopenIfReplaced drops the open file when the path now names another
-// file (or none), and rewinds when the file shrank. A replaced file is
-// read to its end first: the Cloud Hypervisor provider moves the log
-// aside (console.log.1) just before the VMM truncates it at a boot or
-// reboot, and the last lines the guest wrote are in the old file; the
-// next step then follows the new file from its start.
+// file, and rewinds when the file shrank. A replaced file is read to its
+// end first, and one that was moved away is followed until the new one
+// appears: the Cloud Hypervisor provider moves the log aside
+// (console.log.1) just before the VMM truncates it at a boot or reboot,
+// and the guest's last lines land in the old file before the VMM opens
+// the new one. The next step then follows the new file from its start.
 func (c *consoleTail) reopenIfReplaced(ctx context.Context) error {
 	if c.f == nil {
 		return nil
@@ -211,11 +212,19 @@ func (c *consoleTail) reopenIfReplaced(ctx context.Context) error {
 		return fmt.Errorf("reading console log %s: %w", c.path, err)
 	}
 	now, err := os.Stat(c.path)
+	if errors.Is(err, os.ErrNotExist) {
+		// Moved aside and not replaced yet: the VMM still writes to it
+		// until it opens the new file.
+		return nil
+	}
 	if err != nil || !os.SameFile(cur, now) {
 		if cur.Size() >= c.off {
 			if err := c.sendFrom(ctx, consoleChunkBytes); err != nil {
 				return err
 			}
+		}
+		if err := c.sendMissed(ctx, cur); err != nil {
+			return err
 		}
 		c.f.Close()
 		c.f = nil
@@ -223,6 +232,37 @@ func (c *consoleTail) reopenIfReplaced(ctx context.Context) error {
 	}
 	if cur.Size() < c.off {
 		c.off = 0
+	}
+	return nil
+}
+
+// consoleRotations is how far sendMissed looks for rotated logs
+// (console.log.1, .2, ...); the provider keeps fewer.
+const consoleRotations = 8
+
+// sendMissed sends, oldest first, the whole of every log rotated after
+// old, the file just finished: a VM that started and rebooted between two
+// polls had a log that was moved aside before the tail ever saw it.
+func (c *consoleTail) sendMissed(ctx context.Context, old os.FileInfo) error {
+	at := 0
+	for i := 1; i <= consoleRotations && at == 0; i++ {
+		if st, err := os.Stat(fmt.Sprintf("%s.%d", c.path, i)); err == nil && os.SameFile(st, old) {
+			at = i
+		}
+	}
+	cur, off := c.f, c.off
+	defer func() { c.f, c.off = cur, off }()
+	for i := at - 1; i >= 1; i-- {
+		f, err := os.Open(fmt.Sprintf("%s.%d", c.path, i))
+		if err != nil {
+			continue // rotated away meanwhile
+		}
+		c.f, c.off = f, 0
+		err = c.sendFrom(ctx, consoleChunkBytes)
+		f.Close()
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

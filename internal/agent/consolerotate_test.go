@@ -48,6 +48,8 @@ func TestConsoleTailFollowsRotation(t *testing.T) {
 	_, err = f.WriteString("reboot: Restarting system\n")
 	require.NoError(t, err)
 	require.NoError(t, os.Rename(path, path+".1"))
+	// A step between the rotation and the new file keeps the old one.
+	require.NoError(t, tail.step(ctx, false))
 	_, err = f.WriteString("last line\n")
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
@@ -56,6 +58,22 @@ func TestConsoleTailFollowsRotation(t *testing.T) {
 	require.NoError(t, tail.step(ctx, false))
 	require.NoError(t, tail.step(ctx, false))
 	mu.Lock()
-	defer mu.Unlock()
 	require.Equal(t, "boot 1\nreboot: Restarting system\nlast line\nboot 2\n", got.String())
+	got.Reset()
+	mu.Unlock()
+
+	// Two rotations between polls (a start, then a reboot): the log in
+	// between, never seen at the path, is sent whole, in order.
+	require.NoError(t, os.Rename(path+".1", path+".2"))
+	require.NoError(t, os.Rename(path, path+".1"))
+	require.NoError(t, os.WriteFile(path+".new", []byte("boot 3\n"), 0o600))
+	require.NoError(t, os.Rename(path+".1", path+".tmp"))
+	require.NoError(t, os.Rename(path+".2", path+".3"))
+	require.NoError(t, os.Rename(path+".tmp", path+".2"))
+	require.NoError(t, os.Rename(path+".new", path+".1"))
+	require.NoError(t, os.WriteFile(path, []byte("boot 4\n"), 0o600))
+	require.NoError(t, tail.step(ctx, false))
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, "boot 3\nboot 4\n", got.String())
 }

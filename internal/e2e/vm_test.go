@@ -229,10 +229,21 @@ func (f *vmFlow) lifecycle() uuid.UUID {
 }
 
 // TestVMLifecycleCloudHypervisor runs the VM lifecycle through the real
-// agent with the Cloud Hypervisor provider against the stand-in VMM, which
-// checks every request against specs/cloud-hypervisor.yaml.
+// agent with the Cloud Hypervisor provider against the stand-in VMM in its
+// real mode: it answers as Cloud Hypervisor's code does (v48 to v52, and
+// v53 on), not as its API document says, and checks every request against
+// specs/cloud-hypervisor.yaml.
 func TestVMLifecycleCloudHypervisor(t *testing.T) {
 	t.Parallel()
+	for _, version := range []string{"v48.0", "v53.0"} {
+		t.Run(version, func(t *testing.T) {
+			t.Parallel()
+			testVMLifecycleCloudHypervisor(t, version)
+		})
+	}
+}
+
+func testVMLifecycleCloudHypervisor(t *testing.T, version string) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the Cloud Hypervisor provider creates a bridge and TAP devices through netlink (CI runs as root)")
 	}
@@ -245,7 +256,7 @@ func TestVMLifecycleCloudHypervisor(t *testing.T) {
 	binDir := t.TempDir()
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	bin, err := standin.Install(binDir, exe, standin.Config{SpecPath: specfile.Path(t, "cloud-hypervisor.yaml"), Version: "v48.0"})
+	bin, err := standin.Install(binDir, exe, standin.Config{SpecPath: specfile.Path(t, "cloud-hypervisor.yaml"), Version: version, Mode: standin.ModeReal})
 	require.NoError(t, err)
 	// A bridge of this test's own, removed afterwards with the TAPs the
 	// VMs used, so the host keeps no trace of the test.
@@ -265,7 +276,7 @@ func TestVMLifecycleCloudHypervisor(t *testing.T) {
 	// the agent's preflight only opens the device read-write.
 	kvm := filepath.Join(binDir, "kvm")
 	require.NoError(t, os.WriteFile(kvm, nil, 0o600))
-	f.startAgent("--hypervisor", "cloud-hypervisor", "--cloud-hypervisor-bin", bin, "--bridge", bridge, "--kvm-device", kvm)
+	f.startAgent("--hypervisor", "cloud-hypervisor", "--cloud-hypervisor-bin", bin, "--bridge", bridge, "--kvm-device", kvm, "--stop-grace", "20s")
 
 	var host struct {
 		Facts struct {
@@ -282,7 +293,7 @@ func TestVMLifecycleCloudHypervisor(t *testing.T) {
 		return host.Facts.Hypervisor.Kind != ""
 	})
 	require.Equal(t, "cloud-hypervisor", host.Facts.Hypervisor.Kind)
-	require.Equal(t, "v48.0", host.Facts.Hypervisor.Version)
+	require.Equal(t, version, host.Facts.Hypervisor.Version)
 	require.False(t, host.Facts.Hypervisor.Simulated)
 
 	vms = append(vms, f.lifecycle())
@@ -315,9 +326,18 @@ func TestVMLifecycleCloudHypervisor(t *testing.T) {
 		require.Empty(t, c.ValidationError, "the stand-in refused %s %s", c.Method, c.Path)
 		paths[c.Path] = true
 	}
-	for _, want := range []string{"/api/v1/vm.create", "/api/v1/vm.boot", "/api/v1/vm.shutdown", "/api/v1/vm.reboot"} {
+	// The stop went through the power button; the guest powered off and
+	// its VMM ended, so the start defined the VM in a new VMM.
+	for _, want := range []string{"/api/v1/vm.create", "/api/v1/vm.boot", "/api/v1/vm.power-button", "/api/v1/vm.reboot", "/api/v1/vm.delete", "/api/v1/vmm.shutdown"} {
 		require.True(t, paths[want], "the provider never called %s (calls: %v)", want, paths)
 	}
+	vmms := map[int]bool{}
+	for _, c := range calls {
+		if c.Path == "/api/v1/vm.create" && c.Status == http.StatusNoContent {
+			vmms[c.PID] = true
+		}
+	}
+	require.Len(t, vmms, 2, "web-1 was defined in two VMMs: before the stop and after it")
 }
 
 // TestVMLifecycleSim runs the same lifecycle with the sim provider, whose
