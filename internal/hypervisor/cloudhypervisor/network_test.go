@@ -70,6 +70,16 @@ func TestRealNetworkInNamespace(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, uint32(os.Geteuid()), tt.Owner, "owned by the user the vmm runs as")
 
+	// The TAP is gone (as after a host reboot): the next start makes it
+	// again, on the bridge, before the VMM opens it; otherwise the VMM
+	// would make one itself, on no bridge.
+	require.NoError(t, p.Stop(ctx, spec.ID))
+	require.NoError(t, nh.LinkDel(tap))
+	require.NoError(t, p.Start(ctx, spec.ID))
+	tap, err = nh.LinkByName(vmnet.TAPName(spec.ID))
+	require.NoError(t, err, "tap re-created")
+	assert.Equal(t, br.Attrs().Index, tap.Attrs().MasterIndex, "re-created on the bridge")
+
 	require.NoError(t, p.Delete(ctx, spec.ID))
 	_, err = nh.LinkByName(vmnet.TAPName(spec.ID))
 	require.Error(t, err, "tap removed")

@@ -65,12 +65,7 @@ func newModeHarness(t *testing.T, version, mode string) *harness {
 
 func TestLifecycle(t *testing.T) {
 	t.Parallel()
-	for _, m := range standinModes {
-		t.Run(m.name, func(t *testing.T) {
-			t.Parallel()
-			testLifecycle(t, newModeHarness(t, m.version, m.mode), m.mode)
-		})
-	}
+	eachMode(t, testLifecycle)
 }
 
 func testLifecycle(t *testing.T, h *harness, mode string) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -57,41 +58,73 @@ func requireEventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// eachMode runs f, in parallel, against a stand-in in each of
+// standinModes.
+func eachMode(t *testing.T, f func(t *testing.T, h *harness, mode string)) {
+	for _, m := range standinModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, newModeHarness(t, m.version, m.mode), m.mode)
+		})
+	}
+}
+
+// runningVM creates and starts a VM.
+func (h *harness) runningVM(t *testing.T, p *Provider, name string) hypervisor.VMSpec {
+	t.Helper()
+	spec := h.spec(name)
+	require.NoError(t, p.Create(context.Background(), spec))
+	require.NoError(t, p.Start(context.Background(), spec.ID))
+	return spec
+}
+
+// deleteClean deletes the VM and checks nothing of it is left.
+func (h *harness) deleteClean(t *testing.T, p *Provider, id uuid.UUID) {
+	t.Helper()
+	require.NoError(t, p.Delete(context.Background(), id))
+	h.requireClean(t, id)
+}
+
+// lastCalls is the last n PUT calls the stand-ins served.
+func (h *harness) lastCalls(n int) []string {
+	calls := h.mutatingCalls()
+	return calls[max(0, len(calls)-n):]
+}
+
 // TestBootRefused: the VMM validates the config and opens the payload at
 // vm.boot, not vm.create. The refused boot fails the action with the
 // VMM's message, the VM shows failed with it, and its definition is
 // deleted so a retry (v53 would refuse a second vm.boot) starts clean.
 func TestBootRefused(t *testing.T) {
 	t.Parallel()
-	for _, m := range standinModes {
-		t.Run(m.name, func(t *testing.T) {
-			t.Parallel()
-			h := newModeHarness(t, m.version, m.mode)
-			p := h.provider()
-			ctx := context.Background()
-			spec := h.spec("badboot")
-			require.NoError(t, p.Create(ctx, spec))
-			moved := h.kernel + ".away"
-			require.NoError(t, os.Rename(h.kernel, moved))
+	eachMode(t, func(t *testing.T, h *harness, _ string) {
+		p := h.provider()
+		ctx := context.Background()
+		spec := h.spec("badboot")
+		require.NoError(t, p.Create(ctx, spec))
+		moved := h.kernel + ".away"
+		require.NoError(t, os.Rename(h.kernel, moved))
 
-			err := p.Start(ctx, spec.ID)
-			require.ErrorIs(t, err, ErrVMM)
-			assert.Contains(t, err.Error(), "Cannot open the kernel image")
-			st := requireState(t, p, spec.ID, hypervisor.StateFailed)
-			assert.Contains(t, st.Error, "Cannot open the kernel image")
-			calls := h.mutatingCalls()
-			assert.Equal(t, "/vm.delete", calls[len(calls)-1], "the half-made vm is deleted: %v", calls)
-			require.Len(t, h.alive(), 1, "the vmm stays")
+		err := p.Start(ctx, spec.ID)
+		require.ErrorIs(t, err, ErrVMM)
+		assert.Contains(t, err.Error(), "Cannot open the kernel image")
+		st := requireState(t, p, spec.ID, hypervisor.StateFailed)
+		assert.Contains(t, st.Error, "Cannot open the kernel image")
+		// v53 refuses the first vm.delete of a VM whose boot failed (but
+		// drops it): the provider deletes twice.
+		want := []string{"/vm.boot", "/vm.delete"}
+		if h.cfg.Version == "v53.0" && h.cfg.Mode == standin.ModeReal {
+			want = append(want, "/vm.delete")
+		}
+		assert.Equal(t, want, h.lastCalls(len(want)), "the half-made vm is deleted")
+		require.Len(t, h.alive(), 1, "the vmm stays")
 
-			require.NoError(t, os.Rename(moved, h.kernel))
-			require.NoError(t, p.Start(ctx, spec.ID))
-			requireState(t, p, spec.ID, hypervisor.StateRunning)
-			calls = h.mutatingCalls()
-			assert.Equal(t, []string{"/vm.create", "/vm.boot"}, calls[len(calls)-2:], "the retry defines the vm again")
-			require.NoError(t, p.Delete(ctx, spec.ID))
-			h.requireClean(t, spec.ID)
-		})
-	}
+		require.NoError(t, os.Rename(moved, h.kernel))
+		require.NoError(t, p.Start(ctx, spec.ID))
+		requireState(t, p, spec.ID, hypervisor.StateRunning)
+		assert.Equal(t, []string{"/vm.create", "/vm.boot"}, h.lastCalls(2), "the retry defines the vm again")
+		h.deleteClean(t, p, spec.ID)
+	})
 }
 
 // TestStopGrace: a guest that ignores the power button is stopped hard
@@ -99,34 +132,25 @@ func TestBootRefused(t *testing.T) {
 // "Created" VM, which reads as stopped, and Start boots it again.
 func TestStopGrace(t *testing.T) {
 	t.Parallel()
-	for _, m := range standinModes {
-		t.Run(m.name, func(t *testing.T) {
-			t.Parallel()
-			h := newModeHarness(t, m.version, m.mode)
-			h.configure(func(c *standinConfig) { c.IgnorePowerButton = true })
-			opts := h.options()
-			opts.StopGrace = 200 * time.Millisecond
-			p, err := New(opts)
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = p.Close() })
-			ctx := context.Background()
-			spec := h.spec("stubborn")
-			require.NoError(t, p.Create(ctx, spec))
-			require.NoError(t, p.Start(ctx, spec.ID))
-			require.NoError(t, p.Stop(ctx, spec.ID))
-			requireState(t, p, spec.ID, hypervisor.StateStopped)
-			calls := h.mutatingCalls()
-			assert.Equal(t, []string{"/vm.power-button", "/vm.shutdown"}, calls[len(calls)-2:])
-			require.Len(t, h.alive(), 1, "a hard stop keeps the vmm")
+	eachMode(t, func(t *testing.T, h *harness, _ string) {
+		h.configure(func(c *standinConfig) { c.IgnorePowerButton = true })
+		opts := h.options()
+		opts.StopGrace = 200 * time.Millisecond
+		p, err := New(opts)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = p.Close() })
+		ctx := context.Background()
+		spec := h.runningVM(t, p, "stubborn")
+		require.NoError(t, p.Stop(ctx, spec.ID))
+		requireState(t, p, spec.ID, hypervisor.StateStopped)
+		assert.Equal(t, []string{"/vm.power-button", "/vm.shutdown"}, h.lastCalls(2))
+		require.Len(t, h.alive(), 1, "a hard stop keeps the vmm")
 
-			require.NoError(t, p.Start(ctx, spec.ID))
-			requireState(t, p, spec.ID, hypervisor.StateRunning)
-			calls = h.mutatingCalls()
-			assert.Equal(t, "/vm.boot", calls[len(calls)-1])
-			require.NoError(t, p.Delete(ctx, spec.ID))
-			h.requireClean(t, spec.ID)
-		})
-	}
+		require.NoError(t, p.Start(ctx, spec.ID))
+		requireState(t, p, spec.ID, hypervisor.StateRunning)
+		assert.Equal(t, []string{"/vm.boot"}, h.lastCalls(1))
+		h.deleteClean(t, p, spec.ID)
+	})
 }
 
 // TestGuestPowerOff: a guest that powers itself off ends the real VMM
@@ -134,38 +158,31 @@ func TestStopGrace(t *testing.T) {
 // a new VMM and VM. A VMM that follows the document stays up.
 func TestGuestPowerOff(t *testing.T) {
 	t.Parallel()
-	for _, m := range standinModes {
-		t.Run(m.name, func(t *testing.T) {
-			t.Parallel()
-			h := newModeHarness(t, m.version, m.mode)
-			p := h.provider()
-			ctx := context.Background()
-			spec := h.spec("selfstop")
-			require.NoError(t, p.Create(ctx, spec))
-			require.NoError(t, p.Start(ctx, spec.ID))
-			pids := h.alive()
-			require.Len(t, pids, 1)
-			require.NoError(t, unix.Kill(pids[0], standin.GuestPowerOffSignal))
-			requireEventually(t, "the vm to read stopped", func() bool {
-				st, err := p.State(ctx, spec.ID)
-				require.NoError(t, err)
-				require.NotEqual(t, hypervisor.StateFailed, st.State, st.Error)
-				return st.State == hypervisor.StateStopped
-			})
-			if m.mode == standin.ModeReal {
-				assert.Empty(t, h.alive(), "the vmm ended with the guest")
-			}
-			require.NoError(t, p.Start(ctx, spec.ID))
-			requireState(t, p, spec.ID, hypervisor.StateRunning)
-			if m.mode == standin.ModeReal {
-				now := h.alive()
-				require.Len(t, now, 1)
-				assert.NotEqual(t, pids[0], now[0], "a new vmm")
-			}
-			require.NoError(t, p.Delete(ctx, spec.ID))
-			h.requireClean(t, spec.ID)
+	eachMode(t, func(t *testing.T, h *harness, mode string) {
+		p := h.provider()
+		ctx := context.Background()
+		spec := h.runningVM(t, p, "selfstop")
+		pids := h.alive()
+		require.Len(t, pids, 1)
+		require.NoError(t, unix.Kill(pids[0], standin.GuestPowerOffSignal))
+		requireEventually(t, "the vm to read stopped", func() bool {
+			st, err := p.State(ctx, spec.ID)
+			require.NoError(t, err)
+			require.NotEqual(t, hypervisor.StateFailed, st.State, st.Error)
+			return st.State == hypervisor.StateStopped
 		})
-	}
+		if mode == standin.ModeReal {
+			assert.Empty(t, h.alive(), "the vmm ended with the guest")
+		}
+		require.NoError(t, p.Start(ctx, spec.ID))
+		requireState(t, p, spec.ID, hypervisor.StateRunning)
+		if mode == standin.ModeReal {
+			now := h.alive()
+			require.Len(t, now, 1)
+			assert.NotEqual(t, pids[0], now[0], "a new vmm")
+		}
+		h.deleteClean(t, p, spec.ID)
+	})
 }
 
 // TestStopAfterFailedCreate (issue 10.2): stopping a VM whose create
