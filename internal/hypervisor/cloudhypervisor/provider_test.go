@@ -328,7 +328,9 @@ func TestCreateFailures(t *testing.T) {
 				h.configure(tt.standin)
 			}
 			opts := h.options()
-			opts.SocketTimeout = 2 * time.Second
+			if tt.err == ErrVMM && tt.msg == "did not appear" {
+				opts.SocketTimeout = 2 * time.Second // waited for in full
+			}
 			p, err := New(opts)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = p.Close() })
@@ -344,11 +346,13 @@ func TestCreateFailures(t *testing.T) {
 			assert.Contains(t, st.Error, tt.msg)
 			h.requireClean(t, spec.ID)
 
-			// Fixed, the same create succeeds.
+			// Fixed, the same create succeeds (given the usual time to
+			// start a VMM: a loaded machine needs more than 2s).
 			h.configure(func(c *standinConfig) { c.NoSocket, c.CrashOn = false, "" })
 			if tt.spec != nil {
 				return // a different spec under the same id is refused
 			}
+			p.sock = h.options().SocketTimeout
 			require.NoError(t, p.Create(ctx, spec))
 			requireState(t, p, spec.ID, hypervisor.StateStopped)
 			require.NoError(t, p.Delete(ctx, spec.ID))

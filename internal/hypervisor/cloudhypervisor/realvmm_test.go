@@ -172,7 +172,7 @@ func TestGuestPowerOff(t *testing.T) {
 			return st.State == hypervisor.StateStopped
 		})
 		if mode == standin.ModeReal {
-			assert.Empty(t, h.alive(), "the vmm ended with the guest")
+			requireEventually(t, "the vmm to end with the guest", func() bool { return len(h.alive()) == 0 })
 		}
 		require.NoError(t, p.Start(ctx, spec.ID))
 		requireState(t, p, spec.ID, hypervisor.StateRunning)
