@@ -1,15 +1,13 @@
 package cloudhypervisor
 
 import (
-	"fmt"
-	"net"
 	"path/filepath"
-	"strings"
 
 	"github.com/google/uuid"
 
 	"github.com/kubedoio/n-kudo/internal/hypervisor"
 	"github.com/kubedoio/n-kudo/internal/vmnet"
+	"github.com/kubedoio/n-kudo/internal/vmspec"
 )
 
 // The subset of Cloud Hypervisor's VmConfig (cloud-hypervisor.yaml) that
@@ -139,39 +137,18 @@ func PathsFor(runtimeDir string, id uuid.UUID, firmware string) Paths {
 	}
 }
 
-// MACOf is the guest MAC of a spec, as the VMM reads it: its own, in the
-// canonical lower-case colon form (net.HardwareAddr.String), or one
-// derived from its id.
+// MACOf is the guest MAC of a spec, as the VMM reads it: its own in the
+// canonical lower-case colon form (vmspec.CanonicalMAC; VMSpec.Validate
+// refuses the forms Cloud Hypervisor's parser would answer 400 to), or
+// one derived from its id.
 func MACOf(spec hypervisor.VMSpec) string {
 	if spec.MAC != "" {
-		if hw, err := net.ParseMAC(spec.MAC); err == nil {
-			return hw.String()
+		if mac, err := vmspec.CanonicalMAC(spec.MAC); err == nil {
+			return mac
 		}
-		return spec.MAC // refused by checkMAC before it reaches the VMM
+		return spec.MAC // refused by VMSpec.Validate before it reaches the VMM
 	}
 	return vmnet.MACFor(spec.ID).String()
-}
-
-// checkMAC refuses a MAC the VMM would refuse. Cloud Hypervisor's
-// MacAddr::parse_str (net_util/src/mac.rs) takes exactly six
-// ':'-separated two-digit hex octets and answers 400 to anything else,
-// while net.ParseMAC (and so VMSpec.Validate) also takes 52-54-00-… and
-// 5254.00…; case does not matter, MACOf lower-cases it.
-func checkMAC(mac string) error {
-	if mac == "" {
-		return nil
-	}
-	parts := strings.Split(mac, ":")
-	ok := len(parts) == 6
-	for _, p := range parts {
-		if len(p) != 2 || strings.Trim(p, "0123456789abcdefABCDEF") != "" {
-			ok = false
-		}
-	}
-	if !ok {
-		return fmt.Errorf("%w: mac %q must be six ':'-separated two-digit hex octets, like 52:54:00:12:34:56", hypervisor.ErrInvalidSpec, mac)
-	}
-	return nil
 }
 
 // BuildVMConfig is the complete VmConfig for a VM. It is a pure function of

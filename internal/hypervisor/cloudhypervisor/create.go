@@ -25,9 +25,6 @@ func (p *Provider) Create(ctx context.Context, spec hypervisor.VMSpec) error {
 	if err := spec.Validate(); err != nil {
 		return fmt.Errorf("creating vm %s: %w", spec.ID, err)
 	}
-	if err := checkMAC(spec.MAC); err != nil {
-		return fmt.Errorf("creating vm %s: %w", spec.ID, err)
-	}
 	if p.deleted(spec.ID) {
 		return &hypervisor.TransitionError{ID: spec.ID, Op: hypervisor.OpCreate, From: hypervisor.StateDeleted, To: hypervisor.StateStopped}
 	}

@@ -215,7 +215,7 @@ func TestMACForms(t *testing.T) {
 		spec.MAC = mac
 		err := p.Create(ctx, spec)
 		require.ErrorIs(t, err, hypervisor.ErrInvalidSpec, mac)
-		assert.Contains(t, err.Error(), "':'-separated")
+		assert.Contains(t, err.Error(), "colon-separated")
 	}
 	assert.Empty(t, h.pids(), "refused before any vmm started")
 
