@@ -23,8 +23,19 @@ var (
 	ErrUnauthorized = errors.New("netbird api: unauthorized")
 	// ErrForbidden: 403, the token's user may not do this.
 	ErrForbidden = errors.New("netbird api: forbidden")
-	// ErrNotFound: 404, or a named object that does not exist.
+	// ErrNotFound: 404, or a named object that does not exist. Since
+	// NetBird v0.60.0 a 404 may also mean the token itself is unknown
+	// (auth_middleware.go wraps the store's NotFound), so a 404 alone never
+	// proves an object is gone: see Client.CheckToken.
 	ErrNotFound = errors.New("netbird api: not found")
+	// ErrTokenRejected: NetBird does not accept the API token: 401 (a
+	// malformed or expired token) or 404 where only the token can be
+	// missing (a listing, or CheckToken after an object's 404).
+	ErrTokenRejected = errors.New("netbird api: token rejected")
+	// ErrPreconditionFailed: 412, NetBird refuses because something else
+	// depends on the object (a peer used by a network router, an ingress
+	// port or a proxy).
+	ErrPreconditionFailed = errors.New("netbird api: precondition failed")
 	// ErrInvalid: 400 or 422, NetBird refused the request's content.
 	ErrInvalid = errors.New("netbird api: invalid request")
 	// ErrConflict: 409.
@@ -270,7 +281,7 @@ func (c *Client) FindPeers(ctx context.Context, f PeerFilter) ([]Peer, error) {
 	}
 	var peers []Peer
 	if err := c.do(ctx, http.MethodGet, "/api/peers", q, nil, &peers); err != nil {
-		return nil, fmt.Errorf("listing peers: %w", err)
+		return nil, fmt.Errorf("listing peers: %w", credentialErr(err))
 	}
 	return peers, nil
 }
@@ -290,9 +301,30 @@ func (c *Client) DeletePeer(ctx context.Context, id string) error {
 func (c *Client) ListGroups(ctx context.Context) ([]Group, error) {
 	var groups []Group
 	if err := c.do(ctx, http.MethodGet, "/api/groups", nil, nil, &groups); err != nil {
-		return nil, fmt.Errorf("listing groups: %w", err)
+		return nil, fmt.Errorf("listing groups: %w", credentialErr(err))
 	}
 	return groups, nil
+}
+
+// CheckToken proves the token works with the cheapest authenticated call
+// NetBird has (GET /api/groups). It wraps ErrTokenRejected when NetBird
+// refuses the token (401, or 404 on a listing, which only an unknown
+// token can cause).
+func (c *Client) CheckToken(ctx context.Context) error {
+	if _, err := c.ListGroups(ctx); err != nil {
+		return fmt.Errorf("checking the netbird api token: %w", err)
+	}
+	return nil
+}
+
+// credentialErr marks a listing's 401 or 404 as ErrTokenRejected: a
+// collection route always exists, so NetBird can only be refusing the
+// token.
+func credentialErr(err error) error {
+	if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w: %w", ErrTokenRejected, err)
+	}
+	return err
 }
 
 // ResolveGroups maps group names (as site settings hold them) to the IDs
@@ -473,6 +505,8 @@ func statusKind(status int) error {
 		return ErrNotFound
 	case status == http.StatusConflict:
 		return ErrConflict
+	case status == http.StatusPreconditionFailed:
+		return ErrPreconditionFailed
 	case status == http.StatusTooManyRequests:
 		return ErrRateLimited
 	case status >= 500:

@@ -7,12 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
+	"time"
 
 	"github.com/kubedoio/n-kudo/internal/netbirdapi"
 )
 
 // Minting the setup key that goes with an enrollment token, and revoking
-// it when the token expires unused. The server here stands in for NetBird
+// it when the token is not stored after all. The server here stands in for NetBird
 // on loopback.
 func ExampleSetup() {
 	var revoked atomic.Bool // written by the server goroutine
@@ -49,7 +50,9 @@ func ExampleSetup() {
 		return
 	}
 	ctx := context.Background()
-	keyID, key, err := setup.MintForToken(ctx, "berlin", []string{"edge"}, "tok-1", 1)
+	keyID, key, err := setup.MintForToken(ctx, netbirdapi.MintRequest{
+		SiteName: "berlin", Groups: []string{"edge"}, TokenID: "tok-1", Uses: 1, ExpiresIn: 75 * time.Minute,
+	})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,24 +21,23 @@ const maxKeyNameSite = 64
 type SetupOptions struct {
 	// KeyPrefix starts every key name; empty means DefaultKeyPrefix.
 	KeyPrefix string
-	// KeyExpiry is the setup key lifetime; zero means MinSetupKeyExpiry,
-	// the shortest NetBird accepts. Enrollment tokens live far shorter
-	// (15m by default), so a key whose token expired unused must be
-	// revoked with RevokeForToken rather than left to expire.
-	KeyExpiry time.Duration
 	// Ephemeral makes peers joined with the keys ephemeral: NetBird
 	// removes them after a period offline.
 	Ephemeral bool
 }
 
 // Setup is what enrollment and agent revocation need from NetBird: one
-// setup key per enrollment token, usable as often as the token, revoked
-// when the token dies with uses left, and the peer of a decommissioned
-// agent removed.
+// setup key per enrollment token, usable as often as the token and
+// expiring with it (plus a grace for the join), deleted once the token is
+// done with, and the peer of a decommissioned agent removed.
 type Setup struct {
 	c *Client
 	o SetupOptions
 }
+
+// groupAll is the group NetBird puts every peer in; it refuses it in a
+// setup key's auto_groups (setupkey.go validateSetupKeyAutoGroups).
+const groupAll = "All"
 
 // NewSetup returns a Setup that calls NetBird through c.
 func NewSetup(c *Client, o SetupOptions) (*Setup, error) {
@@ -47,62 +47,105 @@ func NewSetup(c *Client, o SetupOptions) (*Setup, error) {
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = DefaultKeyPrefix
 	}
-	if o.KeyExpiry == 0 {
-		o.KeyExpiry = MinSetupKeyExpiry
-	}
-	if o.KeyExpiry < MinSetupKeyExpiry || o.KeyExpiry > MaxSetupKeyExpiry || o.KeyExpiry%time.Second != 0 {
-		return nil, fmt.Errorf("creating netbird setup: key expiry %s outside %s..%s in whole seconds: %w",
-			o.KeyExpiry, MinSetupKeyExpiry, MaxSetupKeyExpiry, ErrConfig)
-	}
 	return &Setup{c: c, o: o}, nil
 }
 
-// MintForToken creates the setup key paired with an enrollment token of
-// uses uses: a one-off key for a one-use token, otherwise a reusable key
-// limited to uses peers, so every host enrolled with the token can join
-// and no more; the configured expiry, auto-assigned to the site's groups
-// (given by name). It returns the key's ID, to store with the token for
-// RevokeForToken, and the plaintext key, to hand to the agent once.
-func (s *Setup) MintForToken(ctx context.Context, siteName string, groups []string, tokenID string, uses int) (keyID, key string, err error) {
-	if strings.TrimSpace(siteName) == "" || strings.TrimSpace(tokenID) == "" {
+// MintRequest describes the setup key of one enrollment token.
+type MintRequest struct {
+	// SiteName and Groups (group names) are the token's site and its
+	// NetBird groups. The All group is skipped: NetBird refuses it in
+	// auto_groups and puts every peer in it anyway.
+	SiteName string
+	Groups   []string
+	TokenID  string
+	// Uses is the token's max_uses: the key admits as many peers.
+	Uses int
+	// ExpiresIn is how long the key lives, rounded up to whole seconds;
+	// it must be positive (NetBird reads 0 as "never").
+	ExpiresIn time.Duration
+}
+
+// MintForToken creates the setup key paired with an enrollment token: a
+// one-off key for a one-use token, otherwise a reusable key limited to
+// Uses peers, so every host enrolled with the token can join and no more;
+// living ExpiresIn, auto-assigned to the site's groups. It returns the
+// key's ID, to store with the token for DeleteKeyForToken, and the
+// plaintext key, to hand to the agent once.
+func (s *Setup) MintForToken(ctx context.Context, r MintRequest) (keyID, key string, err error) {
+	if strings.TrimSpace(r.SiteName) == "" || strings.TrimSpace(r.TokenID) == "" {
 		return "", "", fmt.Errorf("minting setup key: site name and token id are required: %w", ErrInvalid)
 	}
-	if uses < 1 {
-		return "", "", fmt.Errorf("minting setup key for site %q: usage limit %d below 1: %w", siteName, uses, ErrInvalid)
+	if r.Uses < 1 {
+		return "", "", fmt.Errorf("minting setup key for site %q: usage limit %d below 1: %w", r.SiteName, r.Uses, ErrInvalid)
+	}
+	if r.ExpiresIn <= 0 {
+		return "", "", fmt.Errorf("minting setup key for site %q: expiry %s is not positive: %w", r.SiteName, r.ExpiresIn, ErrInvalid)
 	}
 	typ := SetupKeyOneOff
-	if uses > 1 {
+	if r.Uses > 1 {
 		typ = SetupKeyReusable
 	}
-	ids, err := s.c.ResolveGroups(ctx, groups)
+	ids, err := s.c.ResolveGroups(ctx, slices.DeleteFunc(slices.Clone(r.Groups), func(g string) bool { return g == groupAll }))
 	if err != nil {
-		return "", "", fmt.Errorf("minting setup key for site %q: %w", siteName, err)
+		return "", "", fmt.Errorf("minting setup key for site %q: %w", r.SiteName, err)
 	}
 	created, err := s.c.CreateSetupKey(ctx, CreateSetupKeyRequest{
-		Name:       s.keyName(siteName, tokenID),
+		Name:       s.keyName(r.SiteName, r.TokenID),
 		Type:       typ,
-		ExpiresIn:  int(s.o.KeyExpiry / time.Second),
+		ExpiresIn:  int((r.ExpiresIn + time.Second - 1) / time.Second),
 		AutoGroups: ids,
-		UsageLimit: uses,
+		UsageLimit: r.Uses,
 		Ephemeral:  s.o.Ephemeral,
 	})
 	if err != nil {
-		return "", "", fmt.Errorf("minting setup key for site %q: %w", siteName, err)
+		return "", "", fmt.Errorf("minting setup key for site %q: %w", r.SiteName, err)
 	}
 	if created.ID == "" || created.Key == "" {
-		return "", "", fmt.Errorf("minting setup key for site %q: answer without id or key: %w", siteName, ErrUnexpected)
+		return "", "", fmt.Errorf("minting setup key for site %q: answer without id or key: %w", r.SiteName, ErrUnexpected)
 	}
 	return created.ID, created.Key, nil
 }
 
-// RevokeForToken revokes the setup key minted for a token that expired or
-// was withdrawn with uses left. A key NetBird no longer has counts as revoked, so
-// the call is safe to repeat.
+// RevokeForToken revokes the setup key minted for a token that was never
+// stored. A key NetBird no longer has counts as revoked, once the token
+// is proven to work (see goneOrRejected), so the call is safe to repeat.
 func (s *Setup) RevokeForToken(ctx context.Context, keyID string) error {
-	if err := s.c.RevokeSetupKey(ctx, keyID); err != nil && !errors.Is(err, ErrNotFound) {
+	if err := s.goneOrRejected(ctx, s.c.RevokeSetupKey(ctx, keyID)); err != nil {
 		return fmt.Errorf("revoking setup key for token: %w", err)
 	}
 	return nil
+}
+
+// DeleteKeyForToken deletes the setup key of a token that is done with
+// (expired, or used up and past the join grace), so keys do not pile up
+// in the account and the site's groups stay deletable: NetBird refuses to
+// delete a group named in any setup key, revoked or not (group.go). A key
+// already gone counts as deleted once the token is proven to work.
+func (s *Setup) DeleteKeyForToken(ctx context.Context, keyID string) error {
+	if err := s.goneOrRejected(ctx, s.c.DeleteSetupKey(ctx, keyID)); err != nil {
+		return fmt.Errorf("deleting setup key of token: %w", err)
+	}
+	return nil
+}
+
+// goneOrRejected decides what an object's 404 means. Since NetBird
+// v0.60.0 an unknown or deleted token is answered 404 too, so the object
+// counts as gone only when an authenticated listing works; otherwise the
+// error wraps ErrTokenRejected. Other errors pass through, nil stays nil.
+func (s *Setup) goneOrRejected(ctx context.Context, err error) error {
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if cerr := s.c.CheckToken(ctx); cerr != nil {
+		return fmt.Errorf("%w (a 404 proves nothing until the token works: %w)", cerr, err)
+	}
+	return nil
+}
+
+// IsTokenRejected reports whether err says NetBird refuses the API token
+// (ErrTokenRejected, or any 401).
+func IsTokenRejected(err error) bool {
+	return errors.Is(err, ErrTokenRejected) || errors.Is(err, ErrUnauthorized)
 }
 
 // PeerForHost finds the peer of a host by its NetBird IP or by its name:
@@ -151,9 +194,12 @@ func (s *Setup) PeerForHost(ctx context.Context, hostOrIP string) (Peer, error) 
 }
 
 // DeletePeerForAgent removes the peer of a decommissioned agent. A peer
-// already gone counts as removed, so the call is safe to repeat.
+// already gone counts as removed once the token is proven to work (see
+// goneOrRejected), so the call is safe to repeat. A peer a network
+// router, an ingress port or a proxy depends on is refused with 412:
+// the error wraps ErrPreconditionFailed.
 func (s *Setup) DeletePeerForAgent(ctx context.Context, peerID string) error {
-	if err := s.c.DeletePeer(ctx, peerID); err != nil && !errors.Is(err, ErrNotFound) {
+	if err := s.goneOrRejected(ctx, s.c.DeletePeer(ctx, peerID)); err != nil {
 		return fmt.Errorf("removing netbird peer of agent: %w", err)
 	}
 	return nil

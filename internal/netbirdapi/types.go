@@ -11,18 +11,14 @@ const (
 	SetupKeyReusable = "reusable"
 )
 
-// NetBird's bounds for CreateSetupKeyRequest.expires_in.
-const (
-	MinSetupKeyExpiry = 24 * time.Hour
-	MaxSetupKeyExpiry = 365 * 24 * time.Hour
-)
-
 // CreateSetupKeyRequest is the body of POST /api/setup-keys.
 type CreateSetupKeyRequest struct {
 	Name string `json:"name"`
 	// Type is SetupKeyOneOff or SetupKeyReusable.
 	Type string `json:"type"`
-	// ExpiresIn is in seconds, within MinSetupKeyExpiry..MaxSetupKeyExpiry.
+	// ExpiresIn is in seconds; 0 means the key never expires. The document
+	// says 86400..31536000, but the server refuses only negative values
+	// (handlers/setup_keys/setupkeys_handler.go, since v0.31.0).
 	ExpiresIn int `json:"expires_in"`
 	// AutoGroups are group IDs (see Client.ResolveGroups), not names.
 	AutoGroups []string `json:"auto_groups"`
