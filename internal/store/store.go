@@ -411,14 +411,15 @@ type Store interface {
 	// consumed.
 	EnrollmentTokenByHash(ctx context.Context, hash []byte, now time.Time) (EnrollmentToken, error)
 	// TokensWithStaleSetupKeys lists tokens whose NetBird setup key is
-	// still to revoke: the key id is set, the token has uses left, and it
+	// done with and is to be deleted: the key id is set and the token
 	// expired before unusedBefore when never used, before usedBefore when
-	// partly used. A key is minted with usage_limit = max_uses, so a
-	// partly used token's key admits more peers until revoked; but a host
-	// enrolled just before the expiry may not have joined yet, hence the
-	// later cutoff. A used-up token's key admits none (every enrolled
-	// host spent a use) and is left alone. Oldest expiry first;
-	// ClearTokenSetupKey forgets the key.
+	// used at least once (partly or wholly). A key is minted with
+	// usage_limit = max_uses, so a partly used token's key admits more
+	// peers until deleted; and a host enrolled just before the expiry, or
+	// with a used-up token, may not have joined yet, hence the later
+	// cutoff. Keys are deleted rather than left revoked so they do not
+	// pile up in NetBird, which refuses to delete a group any setup key
+	// names. Oldest expiry first; ClearTokenSetupKey forgets the key.
 	TokensWithStaleSetupKeys(ctx context.Context, unusedBefore, usedBefore time.Time, limit int) ([]EnrollmentToken, error)
 	ClearTokenSetupKey(ctx context.Context, id uuid.UUID) error
 

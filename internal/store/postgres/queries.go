@@ -93,7 +93,7 @@ const (
 	qTokenByHash = `SELECT ` + tokenCols + ` FROM enrollment_tokens
 		WHERE hash = $1 AND uses < max_uses AND expires_at > $2`
 	qTokensWithStaleSetupKeys = `SELECT ` + tokenCols + ` FROM enrollment_tokens
-		WHERE netbird_setup_key_id <> '' AND uses < max_uses
+		WHERE netbird_setup_key_id <> ''
 			AND ((uses = 0 AND expires_at < $1) OR (uses > 0 AND expires_at < $2))
 		ORDER BY expires_at, id LIMIT $3`
 	qClearTokenSetupKey = `UPDATE enrollment_tokens SET netbird_setup_key_id = '', netbird_setup_key_sealed = '\x'::bytea WHERE id = $1`

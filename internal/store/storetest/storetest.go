@@ -372,11 +372,12 @@ func testTokensWithStaleSetupKeys(t *testing.T, f *fixture) {
 	second := mk(base.Add(2*time.Minute), "sk-2", false)
 	mk(base.Add(2*time.Hour), "sk-valid", false) // not expired yet
 	mk(base.Add(time.Minute), "", false)         // no setup key
-	// Used up: its key admits no more peers.
-	mk(base.Add(time.Minute), "sk-used", true)
+	// Used up: its key admits no more peers, but its hosts may not have
+	// joined yet; then it is deleted like any other.
+	used := mk(base.Add(time.Minute), "sk-used", true)
 	// Partly used: its key still admits two peers.
 	partly := mkUses(base.Add(3*time.Minute), "sk-partly", 3, 1)
-	mkUses(base.Add(time.Minute), "sk-multi-used-up", 2, 2)
+	multiUsedUp := mkUses(base.Add(time.Minute), "sk-multi-used-up", 2, 2)
 	mkUses(base.Add(2*time.Hour), "sk-multi-valid", 3, 1) // partly used, not expired yet
 
 	tokenIDs := func(toks []store.EnrollmentToken) []uuid.UUID {
@@ -387,10 +388,10 @@ func testTokensWithStaleSetupKeys(t *testing.T, f *fixture) {
 		usedBefore time.Time
 		want       []uuid.UUID
 	}{
-		// A host enrolled with the partly used token just before it
-		// expired may not have joined yet: its key waits for usedBefore.
-		{"partly used token within its grace", base, []uuid.UUID{first.ID, second.ID}},
-		{"partly used token past its grace", now, []uuid.UUID{first.ID, second.ID, partly.ID}},
+		// A host enrolled with a used token just before it expired may
+		// not have joined yet: its key waits for usedBefore.
+		{"used tokens within their grace", base, []uuid.UUID{first.ID, second.ID}},
+		{"used tokens past their grace", now, []uuid.UUID{first.ID, used.ID, multiUsedUp.ID, second.ID, partly.ID}},
 	} {
 		got, err := f.s.TokensWithStaleSetupKeys(f.ctx, now, tc.usedBefore, 10)
 		require.NoError(t, err, tc.name)
@@ -409,7 +410,7 @@ func testTokensWithStaleSetupKeys(t *testing.T, f *fixture) {
 	require.NoError(t, f.s.ClearTokenSetupKey(f.ctx, partly.ID))
 	got, err := f.s.TokensWithStaleSetupKeys(f.ctx, now, now, 10)
 	require.NoError(t, err)
-	require.Equal(t, []uuid.UUID{second.ID}, tokenIDs(got))
+	require.Equal(t, []uuid.UUID{used.ID, multiUsedUp.ID, second.ID}, tokenIDs(got))
 }
 
 func testAgents(t *testing.T, f *fixture) {
