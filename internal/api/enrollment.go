@@ -74,7 +74,7 @@ func (a *API) createEnrollmentToken(c *gin.Context) {
 	// The setup key is minted before the token is stored: a token of a
 	// NetBird-enabled site without its key would enroll hosts that can
 	// never join the mesh.
-	t.NetBirdSetupKeyID, t.NetBirdSetupKeySealed, err = a.mintSetupKey(c, site, t.ID, uses, secret)
+	t.NetBirdSetupKeyID, t.NetBirdSetupKeySealed, err = a.mintSetupKey(c, site, t.ID, uses, t.ExpiresAt, secret)
 	if err != nil {
 		a.writeError(c, err)
 		return

@@ -16,6 +16,9 @@ func (a *API) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
+// readyz answers 200 while the database answers. With the NetBird
+// integration on it adds the state of the NetBird API token, so a refused
+// token shows where operators look first.
 func (a *API) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
 	defer cancel()
@@ -24,6 +27,10 @@ func (a *API) readyz(c *gin.Context) {
 		a.log.LogAttrs(ctx, slog.LevelWarn, "readiness check failed",
 			slog.String(logKeyRequestID, requestID(c)), slog.String(logKeyError, err.Error()))
 		a.writeError(c, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "the database is unreachable"})
+		return
+	}
+	if nb := a.readyNetBird(); nb != nil {
+		c.JSON(http.StatusOK, gin.H{"status": "ok", "netbird": nb})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})

@@ -89,11 +89,11 @@ func (a *API) revokeAgent(c *gin.Context) {
 	if a.revoked != nil {
 		a.revoked(g)
 	}
-	a.removePeer(c, g)
+	peer := a.removePeer(c, g)
 	a.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "agent revoked",
 		slog.String(logKeyRequestID, requestID(c)), slog.String("agent_id", id.String()),
 		slog.String("reason", body.Reason))
-	c.JSON(http.StatusOK, viewAgent(g))
+	c.JSON(http.StatusOK, revokedAgentView{agentView: viewAgent(g), NetBird: peer})
 }
 
 // revokeRequest is the optional body of POST /v1/agents/{agent}/revoke.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite" // the "sqlite" driver, to inspect the database file
 
@@ -37,6 +38,7 @@ type netbirdEnv struct {
 	dbPath string
 	tenant uuid.UUID
 	admin  string
+	reg    *prometheus.Registry
 }
 
 func newNetBirdEnv(t *testing.T) *netbirdEnv {
@@ -46,8 +48,9 @@ func newNetBirdEnv(t *testing.T) *netbirdEnv {
 	// No retries: a 5xx must surface at once, not after backoff sleeps.
 	ne.client, err = netbirdapi.New(netbirdapi.Options{BaseURL: ne.nb.URL(), Token: nbtest.Token, MaxRetries: -1})
 	require.NoError(t, err)
+	ne.reg = prometheus.NewRegistry()
 	ne.channelEnv = newChannelEnv(t, func(o *api.Options) {
-		ne.mesh, err = mesh.New(mesh.Options{Client: ne.client, Store: o.Store, ManagementURL: testManagementURL})
+		ne.mesh, err = mesh.New(mesh.Options{Client: ne.client, Store: o.Store, ManagementURL: testManagementURL, Registerer: ne.reg})
 		require.NoError(t, err)
 		o.NetBird = ne.mesh
 	})
@@ -106,7 +109,9 @@ func TestNetBirdTokenMintsSealedKeyAndEnrollDeliversIt(t *testing.T) {
 	require.Contains(t, e.nb.Calls(), "POST /api/setup-keys")
 	body := e.nb.Bodies("POST /api/setup-keys")[0]
 	require.Equal(t, "one-off", body["type"])
-	require.EqualValues(t, 86400, body["expires_in"])
+	// The key expires with the token (15m by default) plus the join
+	// grace, not after the day the document claims as a minimum.
+	require.InDelta(t, (15*time.Minute + mesh.JoinGrace).Seconds(), body["expires_in"], 2)
 
 	// The database holds the key id and sealed bytes, never the key.
 	require.Equal(t, 1, e.tokenRows())
@@ -156,8 +161,10 @@ func TestNetBirdMultiUseTokenKeyServesEveryHost(t *testing.T) {
 			// is what it received.
 			bodies := e.nb.Bodies("POST /api/setup-keys")
 			require.Len(t, bodies, 1)
+			require.InDelta(t, (15*time.Minute + mesh.JoinGrace).Seconds(), bodies[0]["expires_in"], 2)
+			delete(bodies[0], "expires_in")
 			require.Equal(t, map[string]any{
-				"name": "nkudo-edge-site-" + tok.ID.String(), "type": tc.wantType, "expires_in": float64(86400),
+				"name": "nkudo-edge-site-" + tok.ID.String(), "type": tc.wantType,
 				"auto_groups": []any{"grp-edge"}, "usage_limit": float64(tc.uses), "ephemeral": false,
 				"allow_extra_dns_labels": false,
 			}, bodies[0])
@@ -227,7 +234,12 @@ func TestNetBirdMintFailureCreatesNoToken(t *testing.T) {
 	}
 }
 
-func TestNetBirdExpiredUnusedTokenKeyRevoked(t *testing.T) {
+// TestNetBirdSweepDeletesDoneKeys: once their tokens are done with (one
+// expired unused, one used up and past the join grace) both keys are
+// deleted from NetBird, not merely revoked, so they do not pile up and
+// the site's group can be deleted: NetBird refuses to delete a group any
+// setup key names (group.go).
+func TestNetBirdSweepDeletesDoneKeys(t *testing.T) {
 	t.Parallel()
 	e := newNetBirdEnv(t)
 	site := e.netbirdSite("edge-site", true, "edge")
@@ -238,9 +250,10 @@ func TestNetBirdExpiredUnusedTokenKeyRevoked(t *testing.T) {
 	e.must(http.StatusCreated, req{method: "POST", path: "/v1/enroll",
 		body: map[string]string{"token": used, "csr": string(csr), "hostname": "edge-2"}})
 	require.Len(t, e.nb.SetupKeys(), 2)
+	require.Equal(t, http.StatusBadRequest, e.deleteNetBirdGroup("grp-edge"), "the keys name the group")
 
-	// A sweeper whose clock is past the token's expiry, run by its owner
-	// loop as the server runs it.
+	// A sweeper whose clock is past the tokens' expiry and grace, run by
+	// its owner loop as the server runs it.
 	sweeper, err := mesh.New(mesh.Options{Client: e.client, Store: e.store, SweepInterval: 10 * time.Millisecond,
 		Now: func() time.Time { return time.Now().Add(2 * time.Hour) }})
 	require.NoError(t, err)
@@ -251,34 +264,40 @@ func TestNetBirdExpiredUnusedTokenKeyRevoked(t *testing.T) {
 		cancel()
 		require.ErrorIs(t, <-done, context.Canceled)
 	}()
-	// The sweep revokes the key on NetBird, then forgets it in the store:
-	// wait for both, or the store is read between the two.
+	// The sweep deletes the keys on NetBird, then forgets them in the
+	// store: wait for both, or the store is read between the two.
 	require.Eventually(t, func() bool {
-		n := 0
-		for _, k := range e.nb.SetupKeys() {
-			if k.Revoked {
-				n++
-			}
-		}
 		// Eventually polls on its own goroutine: no require in here.
 		left, err := e.store.TokensWithStaleSetupKeys(context.Background(), time.Now().Add(2*time.Hour), time.Now().Add(2*time.Hour), 10)
-		return err == nil && n == 1 && len(left) == 0
-	}, 10*time.Second, 10*time.Millisecond, "the expired token's key is revoked and forgotten")
-	n, err := sweeper.Sweep(context.Background())
-	require.NoError(t, err)
-	require.Zero(t, n, "the used token's key is never revoked")
+		return err == nil && len(e.nb.SetupKeys()) == 0 && len(left) == 0
+	}, 10*time.Second, 10*time.Millisecond, "both keys are deleted and forgotten")
+	require.Equal(t, http.StatusOK, e.deleteNetBirdGroup("grp-edge"), "no key names the group any more")
+}
+
+// deleteNetBirdGroup deletes a group in the stand-in as an operator
+// would, returning NetBird's status.
+func (e *netbirdEnv) deleteNetBirdGroup(id string) int {
+	e.t.Helper()
+	r, err := http.NewRequest(http.MethodDelete, e.nb.URL()+"/api/groups/"+id, nil)
+	require.NoError(e.t, err)
+	r.Close = true
+	r.Header.Set("Authorization", "Token "+nbtest.Token)
+	resp, err := http.DefaultClient.Do(r)
+	require.NoError(e.t, err)
+	require.NoError(e.t, resp.Body.Close())
+	return resp.StatusCode
 }
 
 // TestNetBirdPartlyUsedTokenKeyKeptForJoin: a host enrolled with a
 // multi-use token just before it expired still needs the token's setup key
-// to join the mesh; the key admits more peers, so it is revoked, but only
+// to join the mesh; the key admits more peers, so it is deleted, but only
 // mesh.JoinGrace after the expiry.
 func TestNetBirdPartlyUsedTokenKeyKeptForJoin(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name        string
 		afterExpiry time.Duration
-		revoked     bool
+		deleted     bool
 	}{
 		{"just expired", time.Minute, false},
 		{"within the grace", mesh.JoinGrace - time.Minute, false},
@@ -305,15 +324,18 @@ func TestNetBirdPartlyUsedTokenKeyKeptForJoin(t *testing.T) {
 			n, err := sweeper.Sweep(context.Background())
 			require.NoError(t, err)
 			keys := e.nb.SetupKeys()
-			require.Len(t, keys, 1)
+			if tc.deleted {
+				require.Equal(t, 1, n)
+				require.Empty(t, keys)
+				return
+			}
+			require.Zero(t, n)
+			require.Len(t, keys, 1, "kept within the grace: the host enrolled can still join")
 			for _, k := range keys {
 				require.Equal(t, 3, k.UsageLimit)
-				require.Equal(t, tc.revoked, k.Revoked, "revoked past the grace only: before it, the host enrolled can still join")
-			}
-			if tc.revoked {
-				require.Equal(t, 1, n)
-			} else {
-				require.Zero(t, n)
+				require.False(t, k.Revoked)
+				// The key itself expires with the token plus the grace.
+				require.WithinDuration(t, tok.ExpiresAt.Add(mesh.JoinGrace), k.Expires, 3*time.Second)
 			}
 		})
 	}
@@ -324,14 +346,25 @@ func TestNetBirdRevokeDeletesPeer(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		hostname string
-		fail     bool
+		break_   func(nb *nbtest.Server)
 		result   string
+		message  string
 		peer     string // the host's peer in the cached list
 		peerGone string
 	}{
 		{name: "by hostname", hostname: "edge-a", result: "ok", peer: "peer-a", peerGone: "peer-a"},
 		{name: "no peer", hostname: "edge-zz", result: "no_peer"},
-		{name: "netbird down", hostname: "edge-a", fail: true, peer: "peer-a", result: api.CodeNetBirdUnavailable},
+		{name: "netbird down", hostname: "edge-a", peer: "peer-a", result: api.CodeNetBirdUnavailable,
+			break_: func(nb *nbtest.Server) {
+				nb.Queue("GET /api/peers", nbtest.Reply{Status: 500, Body: `{"message":"boom","code":500}`})
+			}},
+		// NetBird keeps a peer a network router uses (412, peer.go
+		// validatePeerDelete): that is no outage.
+		{name: "peer in use", hostname: "edge-a", peer: "peer-a", result: "peer_in_use", message: "in use by a network router, an ingress port or a proxy",
+			break_: func(nb *nbtest.Server) { nb.LinkPeer("peer-a", "network router") }},
+		// A deleted token gets 404 everywhere (v0.60.0+): not "no peer".
+		{name: "token deleted", hostname: "edge-a", peer: "peer-a", result: "token_rejected", message: "refuses the server's API token",
+			break_: func(nb *nbtest.Server) { nb.ExpectToken("") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -355,11 +388,20 @@ func TestNetBirdRevokeDeletesPeer(t *testing.T) {
 				require.NotContains(t, host.NetBird, "management")
 			}
 
-			if tc.fail {
-				e.nb.Queue("GET /api/peers", nbtest.Reply{Status: 500, Body: `{"message":"boom","code":500}`})
+			if tc.break_ != nil {
+				tc.break_(e.nb)
 			}
 			before := len(e.nb.PeerIDs())
-			e.must(http.StatusOK, req{method: "POST", path: "/v1/agents/" + ag.AgentID.String() + "/revoke", key: e.admin})
+			resp := e.must(http.StatusOK, req{method: "POST", path: "/v1/agents/" + ag.AgentID.String() + "/revoke", key: e.admin})
+			requireDocumented(t, "RevokedAgent", resp.body)
+			var out struct {
+				Revoked bool
+				NetBird struct{ Result, Message string }
+			}
+			resp.json(t, &out)
+			require.True(t, out.Revoked)
+			require.Equal(t, tc.result, out.NetBird.Result)
+			require.Contains(t, out.NetBird.Message, tc.message)
 			if tc.peerGone != "" {
 				require.NotContains(t, e.nb.PeerIDs(), tc.peerGone)
 				require.Len(t, e.nb.PeerIDs(), before-1)
@@ -370,6 +412,129 @@ func TestNetBirdRevokeDeletesPeer(t *testing.T) {
 			require.Equal(t, []string{"ok"}, e.auditResults()["agent.revoke"], "the revocation itself succeeds")
 		})
 	}
+}
+
+// TestNetBirdSiteGroupsRefuseAll: NetBird refuses the All group in a
+// setup key's auto_groups (422, setupkey.go), so a site listing it would
+// fail every token mint later; it is refused when saved.
+func TestNetBirdSiteGroupsRefuseAll(t *testing.T) {
+	t.Parallel()
+	e := newNetBirdEnv(t)
+	resp := e.must(http.StatusBadRequest, req{method: "POST", path: "/v1/sites", key: e.admin, body: map[string]any{
+		"name": "s1", "netbird": map[string]any{"enabled": true, "groups": []string{"edge", "All"}},
+	}})
+	require.Contains(t, string(resp.body), `must not list \"All\"`)
+	site := e.netbirdSite("s2", true, "edge")
+	e.must(http.StatusBadRequest, req{method: "PATCH", path: "/v1/sites/" + site.String(), key: e.admin, body: map[string]any{
+		"netbird": map[string]any{"groups": []string{"All"}},
+	}})
+	require.NotContains(t, e.nb.Calls(), "POST /api/setup-keys")
+}
+
+// TestNetBirdDeadTokenSurfaces: a deleted NetBird API token gets 404 on
+// every route since NetBird v0.60.0; the server must say the credential is
+// broken in /readyz, the metric and the site's NetBird state, rather than
+// read the 404s as "gone".
+func TestNetBirdDeadTokenSurfaces(t *testing.T) {
+	t.Parallel()
+	e := newNetBirdEnv(t)
+	site := e.netbirdSite("edge-site", true, "edge")
+	ready := func() map[string]any {
+		var out map[string]any
+		resp := e.must(http.StatusOK, req{method: "GET", path: "/readyz"})
+		requireDocumented(t, "Readiness", resp.body)
+		resp.json(t, &out)
+		return out
+	}
+	siteState := func() (string, string) {
+		var out struct {
+			NetBird struct{ State, Detail string }
+		}
+		resp := e.must(http.StatusOK, req{method: "GET", path: "/v1/sites/" + site.String(), key: e.admin})
+		requireDocumented(t, "Site", resp.body)
+		resp.json(t, &out)
+		return out.NetBird.State, out.NetBird.Detail
+	}
+	require.Equal(t, "unknown", ready()["netbird"].(map[string]any)["state"])
+	require.Equal(t, -1.0, gaugeValue(t, e.reg, "nkudo_netbird_api_token_ok"))
+
+	_, err := e.mesh.RefreshPeers(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, "ok", ready()["netbird"].(map[string]any)["state"])
+	require.Equal(t, 1.0, gaugeValue(t, e.reg, "nkudo_netbird_api_token_ok"))
+	state, _ := siteState()
+	require.Equal(t, "ok", state)
+
+	e.nb.ExpectToken("") // the token is deleted in NetBird
+	_, err = e.mesh.RefreshPeers(context.Background())
+	require.ErrorIs(t, err, mesh.ErrTokenRejected)
+	nb := ready()["netbird"].(map[string]any)
+	require.Equal(t, "token_rejected", nb["state"])
+	require.Contains(t, nb["detail"], "NETBIRD_API_TOKEN")
+	require.Contains(t, nb["detail"], "404")
+	require.Equal(t, 0.0, gaugeValue(t, e.reg, "nkudo_netbird_api_token_ok"))
+	state, detail := siteState()
+	require.Equal(t, "token_rejected", state)
+	require.NotContains(t, detail, nbtest.Token)
+
+	resp := e.must(http.StatusBadGateway, req{method: "POST", path: "/v1/sites/" + site.String() + "/enrollment-tokens",
+		key: e.admin, body: map[string]any{}})
+	require.Equal(t, api.CodeNetBirdUnavailable, resp.errCode(t))
+	require.Contains(t, string(resp.body), "refuses the server's API token")
+}
+
+// TestNetBirdPeersHiddenFromToken: a token whose user lacks peers:read
+// gets 200 with only its own peers (peer.go GetPeers), so enrolled hosts
+// that report a NetBird connection never appear; the site says why.
+func TestNetBirdPeersHiddenFromToken(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		deny     bool
+		reported string // the host's NetBird report
+		want     string
+	}{
+		{name: "peers visible", reported: `{"state":"connected","ip":"100.92.3.15"}`, want: "ok"},
+		{name: "peers hidden", deny: true, reported: `{"state":"connected","ip":"100.92.3.15"}`, want: "peers_hidden"},
+		{name: "host not joined yet", deny: true, reported: `{"state":"disconnected"}`, want: "ok"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newNetBirdEnv(t)
+			site := e.netbirdSite("edge-site", true, "edge")
+			ag := e.enroll(e.admin, site, "edge-a")
+			require.NoError(t, e.store.UpsertHostStates(context.Background(), []store.HostState{{
+				HostID: ag.HostID, AgentID: ag.AgentID, TenantID: e.tenant, LastSeenAt: time.Now(), NetBird: json.RawMessage(tc.reported),
+			}}))
+			if tc.deny {
+				e.nb.DenyPeerRead()
+			}
+			_, err := e.mesh.RefreshPeers(context.Background())
+			require.NoError(t, err, "NetBird answers 200")
+			var out struct {
+				NetBird struct{ State, Detail string }
+			}
+			e.must(http.StatusOK, req{method: "GET", path: "/v1/sites/" + site.String(), key: e.admin}).json(t, &out)
+			require.Equal(t, tc.want, out.NetBird.State)
+			if tc.want == "peers_hidden" {
+				require.Contains(t, out.NetBird.Detail, "lacks permission to read peers")
+			}
+		})
+	}
+}
+
+// gaugeValue reads a gauge from the registry.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
 
 // requireNotInDB checks that secret appears in none of the SQLite files

@@ -90,7 +90,9 @@ func (a *API) getSite(c *gin.Context) {
 		a.writeError(c, fmt.Errorf("getting site %s: %w", id, err))
 		return
 	}
-	c.JSON(http.StatusOK, viewSite(s))
+	v := viewSite(s)
+	a.siteNetBirdState(c.Request.Context(), s, &v.NetBird)
+	c.JSON(http.StatusOK, v)
 }
 
 func (a *API) updateSite(c *gin.Context) {

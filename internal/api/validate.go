@@ -56,6 +56,9 @@ func checkGroups(groups []string) error {
 		if seen[g] {
 			return invalidArgument("netbird.groups lists %q twice", g)
 		}
+		if g == netbirdGroupAll {
+			return invalidArgument("netbird.groups must not list %q: NetBird puts every peer in it and refuses it in a setup key's groups", g)
+		}
 		seen[g] = true
 	}
 	return nil

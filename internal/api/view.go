@@ -54,7 +54,7 @@ type siteView struct {
 	ID          uuid.UUID       `json:"id"`
 	Name        string          `json:"name"`
 	Description string          `json:"description"`
-	NetBird     netbirdSettings `json:"netbird"`
+	NetBird     siteNetBirdView `json:"netbird"`
 	CreatedAt   time.Time       `json:"created_at"`
 	UpdatedAt   time.Time       `json:"updated_at"`
 }
@@ -66,7 +66,7 @@ func viewSite(s store.Site) siteView {
 	}
 	return siteView{
 		ID: s.ID, Name: s.Name, Description: s.Description,
-		NetBird:   netbirdSettings{Enabled: s.NetBirdEnabled, Groups: groups},
+		NetBird:   siteNetBirdView{netbirdSettings: netbirdSettings{Enabled: s.NetBirdEnabled, Groups: groups}},
 		CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(),
 	}
 }

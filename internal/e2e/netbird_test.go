@@ -18,7 +18,6 @@ import (
 	"github.com/kubedoio/n-kudo/internal/agent/enroll"
 	"github.com/kubedoio/n-kudo/internal/agentproto"
 	"github.com/kubedoio/n-kudo/internal/netbirdapi/nbtest"
-	"github.com/kubedoio/n-kudo/internal/specfile"
 )
 
 // Files of the stand-in `netbird` executable, in the directory of its
@@ -40,7 +39,12 @@ type standinWant struct {
 
 // netbirdStandin is the stand-in `netbird` client: it records its argv,
 // reports NeedsLogin until an `up` with the expected setup key and
-// management URL, and connected after. It never prints the key.
+// management URL, and connected after. It never prints the key. It
+// answers as the real client v0.77.1 does (netbirdio/netbird): its
+// status output is a real client's (testdata/netbird), `up` takes the key
+// from --setup-key, --setup-key-file or NB_SETUP_KEY (client/cmd/root.go
+// getSetupKey, SetFlagsFromEnvVars) and, once connected, only prints
+// "Already connected" (client/cmd/up.go).
 func netbirdStandin(args []string) int {
 	dir := filepath.Dir(os.Args[0])
 	line, _ := json.Marshal(args)
@@ -85,7 +89,11 @@ func netbirdStandin(args []string) int {
 			fmt.Fprintln(os.Stderr, "stand-in netbird:", err)
 			return 3
 		}
-		if flagValue(args, "--setup-key") != want.SetupKey || flagValue(args, "--management-url") != want.ManagementURL {
+		if _, err := os.Stat(filepath.Join(dir, standinJoined)); err == nil {
+			fmt.Println("Already connected")
+			return 0
+		}
+		if standinKey(args) != want.SetupKey || flagValue(args, "--management-url") != want.ManagementURL {
 			fmt.Fprintln(os.Stderr, "Error: login failed: invalid setup key or management URL")
 			return 1
 		}
@@ -109,6 +117,24 @@ func netbirdStandin(args []string) int {
 	return 0
 }
 
+// standinKey is the setup key as the real client gets it: the flag, else
+// NB_SETUP_KEY, else the file named by --setup-key-file.
+func standinKey(args []string) string {
+	if k := flagValue(args, "--setup-key"); k != "" {
+		return k
+	}
+	if k := os.Getenv("NB_SETUP_KEY"); k != "" {
+		return k
+	}
+	if path := flagValue(args, "--setup-key-file"); path != "" {
+		data, err := os.ReadFile(path)
+		if err == nil {
+			return strings.TrimSpace(string(data))
+		}
+	}
+	return ""
+}
+
 // flagValue returns the value after name in args ("" when absent).
 func flagValue(args []string, name string) string {
 	if i := slices.Index(args, name); i >= 0 && i+1 < len(args) {
@@ -118,21 +144,21 @@ func flagValue(args []string, name string) string {
 }
 
 // installNetbirdStandin links the test binary as <dir>/netbird beside the
-// statuses derived from the spec's example and what `up` must carry, and
-// returns the link's path.
+// statuses a real v0.77.1 client prints (testdata/netbird) and what `up`
+// must carry, and returns the link's path.
 func installNetbirdStandin(t *testing.T, want standinWant) string {
 	t.Helper()
-	raw, err := os.ReadFile(specfile.Path(t, "netbird-status.example.json"))
-	require.NoError(t, err)
-	decode := func() map[string]any {
+	decode := func(name string) map[string]any {
+		raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "netbird", name))
+		require.NoError(t, err)
 		var m map[string]any
 		require.NoError(t, json.Unmarshal(raw, &m))
 		return m
 	}
 
-	// Connected: the example, with every peer connected (an idle peer
-	// would make it "degraded") and our management URL.
-	connected := decode()
+	// Connected, with every peer connected (an idle peer would make it
+	// "degraded") and our management URL.
+	connected := decode("status-0.77.1-connected.json")
 	peers := connected["peers"].(map[string]any)
 	details := peers["details"].([]any)
 	for _, d := range details {
@@ -141,15 +167,9 @@ func installNetbirdStandin(t *testing.T, want standinWant) string {
 	peers["connected"] = len(details)
 	connected["management"].(map[string]any)["url"] = want.ManagementURL
 
-	// Disconnected: the same daemon before login, as `netbird status
-	// --json` prints it: no overlay address, no peers, nothing reached.
-	disconnected := decode()
-	disconnected["daemonStatus"] = "NeedsLogin"
-	disconnected["netbirdIp"] = ""
-	disconnected["fqdn"] = ""
-	disconnected["peers"] = map[string]any{"total": 0, "connected": 0, "details": []any{}}
-	disconnected["management"] = map[string]any{"url": want.ManagementURL, "connected": false, "error": ""}
-	disconnected["signal"].(map[string]any)["connected"] = false
+	// Before login: a fresh install starts in NeedsLogin.
+	disconnected := decode("status-0.77.1-needslogin.json")
+	disconnected["management"].(map[string]any)["url"] = want.ManagementURL
 
 	dir := t.TempDir()
 	for name, v := range map[string]any{standinConnected: connected, standinDisconnected: disconnected, standinExpect: want} {
@@ -291,7 +311,9 @@ func TestNetBirdJoinThroughEnrollment(t *testing.T) {
 	ups := standinCallsOf(t, bin, "up")
 	require.Len(t, ups, 1, "up runs once: the peer stayed connected")
 	require.GreaterOrEqual(t, len(ups[0]), 5, "%q", ups[0])
-	require.Equal(t, []string{"up", "--setup-key", minted.Key, "--management-url", managementURL}, ups[0][:5])
+	// The key goes as a file, never on the command line (/proc/*/cmdline).
+	require.Equal(t, []string{"up", "--setup-key-file", filepath.Join(joined.stateDir, enroll.NetBirdSetupKeyFile), "--management-url", managementURL}, ups[0][:5])
+	require.NotContains(t, strings.Join(ups[0], " "), minted.Key)
 	require.NotEmpty(t, standinCallsOf(t, bin, "status"))
 
 	require.Contains(t, outputs["joined agent"](), "joining netbird mesh", "the agent logged its join")

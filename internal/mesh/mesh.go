@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kubedoio/n-kudo/internal/backoff"
@@ -30,6 +31,12 @@ var (
 	ErrNoPeer = errors.New("no netbird peer for host")
 	// ErrSealed: a sealed setup key does not open with the given token.
 	ErrSealed = errors.New("sealed setup key does not open")
+	// ErrTokenRejected: NetBird refuses the server's API token (401, or
+	// the 404 NetBird answers an unknown token with since v0.60.0).
+	ErrTokenRejected = errors.New("netbird api token rejected")
+	// ErrPeerInUse: NetBird refuses to delete the peer because a network
+	// router, an ingress port or a proxy uses it (412).
+	ErrPeerInUse = errors.New("netbird peer in use")
 )
 
 // Defaults of Options.
@@ -58,7 +65,7 @@ const (
 	logKeyError   = "error"
 	logKeyRetryIn = "retry_in"
 	logKeyPeers   = "peers"
-	logKeyRevoked = "revoked"
+	logKeyRevoked = "deleted"
 )
 
 // Options configures a Mesh.
@@ -80,6 +87,9 @@ type Options struct {
 	// doubling to 10m with jitter.
 	Backoff *backoff.Backoff
 	Logger  *slog.Logger
+	// Registerer receives the NetBird credential gauge; nil registers
+	// nothing.
+	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -99,10 +109,13 @@ type Mesh struct {
 	log   *slog.Logger
 	now   func() time.Time
 
+	tokenGauge prometheus.Gauge
+
 	mu        sync.RWMutex // guards the following
 	byIP      map[netip.Addr][]PeerState
 	byName    map[string][]PeerState
 	refreshed time.Time
+	cred      Credential
 }
 
 // New returns a Mesh.
@@ -119,7 +132,10 @@ func New(o Options) (*Mesh, error) {
 	if o.Backoff == nil {
 		o.Backoff = &backoff.Backoff{Base: 5 * time.Second, Max: 10 * time.Minute}
 	}
-	m := &Mesh{o: o, setup: o.Setup, log: o.Logger, now: o.Now}
+	m := &Mesh{o: o, setup: o.Setup, log: o.Logger, now: o.Now, cred: Credential{State: CredentialUnknown}}
+	if err := m.registerMetrics(o.Registerer); err != nil {
+		return nil, fmt.Errorf("creating mesh: %w", err)
+	}
 	if m.setup == nil {
 		s, err := netbirdapi.NewSetup(o.Client, netbirdapi.SetupOptions{})
 		if err != nil {
@@ -142,17 +158,22 @@ func (m *Mesh) ManagementURL() string { return m.o.ManagementURL }
 // MintForToken mints the setup key of an enrollment token for a
 // NetBird-enabled site and seals it with the token secret. The key may be
 // used as often as the token (uses, its max_uses), so every host enrolled
-// with the token can join; it lives as briefly as NetBird allows and the
-// expiry sweep revokes it when the token dies unused. It returns the key
-// id (to revoke it later) and the sealed key (to store with the token);
-// the plaintext is gone when it returns.
-func (m *Mesh) MintForToken(ctx context.Context, site store.Site, tokenID uuid.UUID, uses int, secret string) (keyID string, sealed []byte, err error) {
+// with the token can join, and it expires JoinGrace after the token
+// (tokenExpires), so a host enrolled at the last moment still joins and
+// no key outlives its token for long. It returns the key id (to delete it
+// later) and the sealed key (to store with the token); the plaintext is
+// gone when it returns.
+func (m *Mesh) MintForToken(ctx context.Context, site store.Site, tokenID uuid.UUID, uses int, tokenExpires time.Time, secret string) (keyID string, sealed []byte, err error) {
 	if uses < 1 {
 		return "", nil, fmt.Errorf("minting setup key for token %s: %d uses: %w", tokenID, uses, ErrConfig)
 	}
-	keyID, key, err := m.setup.MintForToken(ctx, site.Name, site.NetBirdGroups, tokenID.String(), uses)
+	keyID, key, err := m.setup.MintForToken(ctx, netbirdapi.MintRequest{
+		SiteName: site.Name, Groups: site.NetBirdGroups, TokenID: tokenID.String(), Uses: uses,
+		ExpiresIn: tokenExpires.Sub(m.now()) + JoinGrace,
+	})
+	m.note(err)
 	if err != nil {
-		return "", nil, fmt.Errorf("minting setup key for token %s: %w: %w", tokenID, ErrUnavailable, err)
+		return "", nil, fmt.Errorf("minting setup key for token %s: %w", tokenID, m.classify(err))
 	}
 	sealed, err = Seal(secret, tokenID, key)
 	if err != nil {
@@ -163,10 +184,24 @@ func (m *Mesh) MintForToken(ctx context.Context, site store.Site, tokenID uuid.U
 	return keyID, sealed, nil
 }
 
+// classify adds this package's sentinel to a NetBird failure:
+// ErrTokenRejected or ErrPeerInUse where they apply, else ErrUnavailable.
+func (m *Mesh) classify(err error) error {
+	switch {
+	case netbirdapi.IsTokenRejected(err):
+		return fmt.Errorf("%w: %w", ErrTokenRejected, err)
+	case errors.Is(err, netbirdapi.ErrPreconditionFailed):
+		return fmt.Errorf("%w: %w", ErrPeerInUse, err)
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
 // RevokeKey revokes a minted key, for a token that was never stored.
 func (m *Mesh) RevokeKey(ctx context.Context, keyID string) error {
-	if err := m.setup.RevokeForToken(ctx, keyID); err != nil {
-		return fmt.Errorf("revoking setup key %s: %w: %w", keyID, ErrUnavailable, err)
+	err := m.setup.RevokeForToken(ctx, keyID)
+	m.note(err)
+	if err != nil {
+		return fmt.Errorf("revoking setup key %s: %w", keyID, m.classify(err))
 	}
 	return nil
 }
@@ -180,7 +215,9 @@ func (m *Mesh) revokeQuietly(ctx context.Context, tokenID uuid.UUID, keyID strin
 
 // RemovePeer deletes the NetBird peer of a host (of a revoked agent),
 // found by the overlay IP the agent last reported, else by host name. It
-// returns the removed peer's id; no peer wraps ErrNoPeer.
+// returns the removed peer's id; no peer wraps ErrNoPeer, a peer NetBird
+// keeps because a network router, an ingress port or a proxy uses it
+// ErrPeerInUse, a refused API token ErrTokenRejected.
 func (m *Mesh) RemovePeer(ctx context.Context, h store.Host) (string, error) {
 	var queries []string
 	if ip := reportedIP(h.NetBird); ip.IsValid() {
@@ -202,17 +239,33 @@ func (m *Mesh) RemovePeer(ctx context.Context, h store.Host) (string, error) {
 			break
 		}
 	}
+	// PeerForHost lists peers: its ErrNotFound is a match over a listing
+	// that worked, a token NetBird refuses is ErrTokenRejected.
+	m.note(ignoreNotFound(err))
 	switch {
-	case errors.Is(err, netbirdapi.ErrNotFound):
+	case errors.Is(err, netbirdapi.ErrNotFound) && !netbirdapi.IsTokenRejected(err):
 		return "", fmt.Errorf("removing peer of host %s: %w", h.ID, ErrNoPeer)
 	case err != nil:
-		return "", fmt.Errorf("removing peer of host %s: %w: %w", h.ID, ErrUnavailable, err)
+		return "", fmt.Errorf("removing peer of host %s: %w", h.ID, m.classify(err))
 	}
-	if err := m.setup.DeletePeerForAgent(ctx, peer.ID); err != nil {
-		return "", fmt.Errorf("removing peer %s of host %s: %w: %w", peer.ID, h.ID, ErrUnavailable, err)
+	err = m.setup.DeletePeerForAgent(ctx, peer.ID)
+	m.note(err)
+	if err != nil {
+		err = m.classify(err)
+		if errors.Is(err, ErrPeerInUse) {
+			err = fmt.Errorf("peer in use by a network router, an ingress port or a proxy in NetBird; free it there, then delete the peer: %w", err)
+		}
+		return peer.ID, fmt.Errorf("removing peer %s of host %s: %w", peer.ID, h.ID, err)
 	}
 	m.forget(peer.ID)
 	return peer.ID, nil
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, netbirdapi.ErrNotFound) && !netbirdapi.IsTokenRejected(err) {
+		return nil
+	}
+	return err
 }
 
 // Peer returns the cached management side of a host, matched by the
@@ -245,7 +298,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error {
-		m.loop(gctx, "revoking expired setup keys", m.o.SweepInterval, 0, func(ctx context.Context) error {
+		m.loop(gctx, "deleting expired setup keys", m.o.SweepInterval, 0, func(ctx context.Context) error {
 			_, err := m.Sweep(ctx)
 			return err
 		})
@@ -296,8 +349,9 @@ func (m *Mesh) loop(ctx context.Context, what string, interval, maxWait time.Dur
 // RefreshPeers fetches the peer list into the cache and returns its size.
 func (m *Mesh) RefreshPeers(ctx context.Context) (int, error) {
 	peers, err := m.o.Client.ListPeers(ctx)
+	m.note(err)
 	if err != nil {
-		return 0, fmt.Errorf("refreshing peers: %w: %w", ErrUnavailable, err)
+		return 0, fmt.Errorf("refreshing peers: %w", m.classify(err))
 	}
 	byIP := make(map[netip.Addr][]PeerState, len(peers))
 	byName := make(map[string][]PeerState, len(peers))
@@ -324,11 +378,13 @@ func (m *Mesh) RefreshPeers(ctx context.Context) (int, error) {
 	return len(peers), nil
 }
 
-// Sweep revokes the setup keys of enrollment tokens that expired with uses
-// left (unused, or a multi-use token partly used, whose key would admit
-// more peers: JoinGrace after its expiry) and forgets them, returning how
-// many it revoked. It stops at the first NetBird failure so the caller can
-// back off.
+// Sweep deletes the setup keys of enrollment tokens that are done with:
+// never used and expired, or used (partly or wholly) and JoinGrace past
+// their expiry, when a host enrolled at the last moment has had its
+// chance to join. Deleting rather than revoking keeps the keys from piling
+// up in NetBird, which also refuses to delete a group any key names. It
+// forgets each key and returns how many it deleted, stopping at the first
+// NetBird failure so the caller can back off.
 func (m *Mesh) Sweep(ctx context.Context) (int, error) {
 	now := m.now().UTC()
 	toks, err := m.o.Store.TokensWithStaleSetupKeys(ctx, now, now.Add(-JoinGrace), sweepBatch)
@@ -337,8 +393,10 @@ func (m *Mesh) Sweep(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, t := range toks {
-		if err := m.RevokeKey(ctx, t.NetBirdSetupKeyID); err != nil {
-			return n, fmt.Errorf("sweeping expired setup keys: token %s: %w", t.ID, err)
+		err := m.setup.DeleteKeyForToken(ctx, t.NetBirdSetupKeyID)
+		m.note(err)
+		if err != nil {
+			return n, fmt.Errorf("sweeping expired setup keys: token %s: %w", t.ID, m.classify(err))
 		}
 		if err := m.o.Store.ClearTokenSetupKey(ctx, t.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return n, fmt.Errorf("sweeping expired setup keys: %w", err)
@@ -346,7 +404,7 @@ func (m *Mesh) Sweep(ctx context.Context) (int, error) {
 		n++
 	}
 	if n > 0 {
-		m.log.LogAttrs(ctx, slog.LevelInfo, "revoked setup keys of expired enrollment tokens", slog.Int(logKeyRevoked, n))
+		m.log.LogAttrs(ctx, slog.LevelInfo, "deleted setup keys of expired enrollment tokens", slog.Int(logKeyRevoked, n))
 	}
 	return n, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -20,6 +21,11 @@ var (
 	// ErrDaemonNotRunning means the CLI ran but could not reach the
 	// NetBird daemon (service stopped, socket missing).
 	ErrDaemonNotRunning = errors.New("netbird daemon not running")
+	// ErrAlreadyConnected means `netbird up` found the daemon Connected
+	// and did nothing, ignoring the setup key and management URL
+	// (client/cmd/up.go prints "Already connected" and exits 0). It is no
+	// failed join: the status says whether management is reachable.
+	ErrAlreadyConnected = errors.New("netbird up did nothing: the daemon is already connected")
 	// ErrTimeout means a netbird command did not finish within its
 	// timeout and was killed.
 	ErrTimeout = errors.New("netbird command timed out")
@@ -55,7 +61,12 @@ type Client interface {
 // client's own configuration.
 type UpOptions struct {
 	// SetupKey is a secret: never log it. LogValue redacts it.
-	SetupKey      string
+	SetupKey string
+	// SetupKeyFile, when set, is a 0600 file holding SetupKey. CLI passes
+	// the file's path (--setup-key-file, NetBird v0.29.3+) rather than
+	// the key, so the key never shows in /proc/<pid>/cmdline, which any
+	// local user can read.
+	SetupKeyFile  string
 	ManagementURL string
 	Hostname      string
 }
@@ -69,6 +80,7 @@ func (o UpOptions) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("setup_key", key),
+		slog.String("setup_key_file", o.SetupKeyFile),
 		slog.String("management_url", o.ManagementURL),
 		slog.String("hostname", o.Hostname),
 	)
@@ -78,8 +90,12 @@ func (o UpOptions) LogValue() slog.Value {
 const (
 	DefaultBin = "netbird"
 	// DefaultTimeout bounds status, down and version: they only talk to
-	// the local daemon.
-	DefaultTimeout = 10 * time.Second
+	// the local daemon. With the daemon down the CLI itself blocks about
+	// 10 s dialling its socket before it says "failed to connect to
+	// daemon" (client/cmd/root.go DialClientGRPCServer), and status runs
+	// probes; the bound must outlast that, or a stopped daemon reads as a
+	// hung one.
+	DefaultTimeout = 30 * time.Second
 	// DefaultUpTimeout bounds up, which logs in to management and waits
 	// for the engine to start.
 	DefaultUpTimeout = 2 * time.Minute
@@ -152,7 +168,7 @@ func NewCLI(o CLIOptions) *CLI {
 
 // Status runs `netbird status --json`.
 func (c *CLI) Status(ctx context.Context) (Status, error) {
-	out, err := c.run(ctx, c.timeout, "", "status", "--json")
+	out, err := c.run(ctx, c.timeout, "", nil, "status", "--json")
 	if err != nil {
 		if errors.Is(err, ErrCommandFailed) && daemonUnreachable(err.Error()) {
 			return Status{}, fmt.Errorf("reading netbird status: %w: %w", ErrDaemonNotRunning, err)
@@ -162,13 +178,22 @@ func (c *CLI) Status(ctx context.Context) (Status, error) {
 	return ParseStatus(out)
 }
 
-// Up runs `netbird up --setup-key … --management-url … --hostname …`.
-// The setup key is redacted from the returned error, including from any
-// output of the command that echoes it.
+// Up runs `netbird up --setup-key-file … --management-url … --hostname …`.
+// The setup key never goes on the command line, where every local user
+// can read it in /proc: it is passed as a file when SetupKeyFile is set,
+// else in the environment (NB_SETUP_KEY, and WT_SETUP_KEY for clients
+// before the NB_ prefix), which only the agent's user and root can read.
+// The key is redacted from the returned error, including from any output
+// of the command that echoes it. A daemon already Connected makes `up` a
+// no-op: the error then wraps ErrAlreadyConnected.
 func (c *CLI) Up(ctx context.Context, opts UpOptions) error {
 	args := []string{"up"}
-	if opts.SetupKey != "" {
-		args = append(args, "--setup-key", opts.SetupKey)
+	var env []string
+	switch {
+	case opts.SetupKeyFile != "":
+		args = append(args, "--setup-key-file", opts.SetupKeyFile)
+	case opts.SetupKey != "":
+		env = []string{"NB_SETUP_KEY=" + opts.SetupKey, "WT_SETUP_KEY=" + opts.SetupKey}
 	}
 	if opts.ManagementURL != "" {
 		args = append(args, "--management-url", opts.ManagementURL)
@@ -176,15 +201,19 @@ func (c *CLI) Up(ctx context.Context, opts UpOptions) error {
 	if opts.Hostname != "" {
 		args = append(args, "--hostname", opts.Hostname)
 	}
-	if _, err := c.run(ctx, c.upTimeout, opts.SetupKey, args...); err != nil {
+	out, err := c.run(ctx, c.upTimeout, opts.SetupKey, env, args...)
+	if err != nil {
 		return fmt.Errorf("joining netbird mesh: %w", err)
+	}
+	if bytes.Contains(out, []byte("Already connected")) {
+		return fmt.Errorf("joining netbird mesh: %w", ErrAlreadyConnected)
 	}
 	return nil
 }
 
 // Down runs `netbird down`.
 func (c *CLI) Down(ctx context.Context) error {
-	if _, err := c.run(ctx, c.timeout, "", "down"); err != nil {
+	if _, err := c.run(ctx, c.timeout, "", nil, "down"); err != nil {
 		return fmt.Errorf("leaving netbird mesh: %w", err)
 	}
 	return nil
@@ -192,7 +221,7 @@ func (c *CLI) Down(ctx context.Context) error {
 
 // Version runs `netbird version`.
 func (c *CLI) Version(ctx context.Context) (string, error) {
-	out, err := c.run(ctx, c.timeout, "", "version")
+	out, err := c.run(ctx, c.timeout, "", nil, "version")
 	if err != nil {
 		return "", fmt.Errorf("reading netbird version: %w", err)
 	}
@@ -203,9 +232,10 @@ func (c *CLI) Version(ctx context.Context) (string, error) {
 	return v, nil
 }
 
-// run executes the binary with args and returns its stdout. secret, when
-// not empty, is scrubbed from argv and output in every error and log line.
-func (c *CLI) run(ctx context.Context, timeout time.Duration, secret string, args ...string) ([]byte, error) {
+// run executes the binary with args, and env added to the agent's
+// environment, and returns its stdout. secret, when not empty, is
+// scrubbed from argv and output in every error and log line.
+func (c *CLI) run(ctx context.Context, timeout time.Duration, secret string, env []string, args ...string) ([]byte, error) {
 	if c.daemonAddr != "" {
 		args = append(args, "--daemon-addr", c.daemonAddr)
 	}
@@ -221,6 +251,9 @@ func (c *CLI) run(ctx context.Context, timeout time.Duration, secret string, arg
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(runCtx, path, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	// A child that forked a helper keeping our pipes open must not hold
 	// us past the timeout: WaitDelay closes the pipes after the kill.
 	cmd.WaitDelay = time.Second

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -83,42 +84,81 @@ func TestCLIStatus(t *testing.T) {
 	}
 }
 
-func TestCLIUpPassesOptionsAndRedactsKey(t *testing.T) {
+// TestCLIUpKeepsKeyOffCommandLine: the key never goes into argv, which
+// any local user reads in /proc/<pid>/cmdline for as long as `up` runs;
+// it goes as --setup-key-file (v0.29.3+) or in NB_SETUP_KEY.
+func TestCLIUpKeepsKeyOffCommandLine(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name    string
-		mode    string
-		wantErr error
+		name       string
+		mode       string
+		byFile     bool
+		wantSource string
+		wantErr    error
 	}{
-		{name: "success", mode: modeOK},
-		{name: "failure echoing the key", mode: modeFail, wantErr: ErrCommandFailed},
-		{name: "hang", mode: modeHang, wantErr: ErrTimeout},
+		{name: "key file", mode: modeOK, byFile: true, wantSource: "file"},
+		{name: "key in the environment", mode: modeOK, wantSource: "env"},
+		{name: "failure echoing the key", mode: modeFail, byFile: true, wantSource: "file", wantErr: ErrCommandFailed},
+		{name: "hang", mode: modeHang, byFile: true, wantErr: ErrTimeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var logs syncBuffer
-			bin := fakeBin(t, fakeConfig{UpMode: tc.mode})
+			bin := fakeBin(t, fakeConfig{Status: fixture(t, "status-0.77.1-needslogin.json"), UpMode: tc.mode})
 			timeout := 10 * time.Second
 			if tc.mode == modeHang {
 				timeout = time.Second
 			}
+			opts := UpOptions{SetupKey: testKey, ManagementURL: "https://nb.example:443", Hostname: "edge-a"}
+			want := []string{"up", "--management-url", "https://nb.example:443", "--hostname", "edge-a", "--daemon-addr", "unix:///tmp/nb.sock"}
+			if tc.byFile {
+				opts.SetupKeyFile = filepath.Join(t.TempDir(), "key")
+				require.NoError(t, SetupKeyFile{Path: opts.SetupKeyFile}.Write(testKey))
+				want = append([]string{"up", "--setup-key-file", opts.SetupKeyFile}, want[1:]...)
+			}
 			c := NewCLI(CLIOptions{Bin: bin, UpTimeout: timeout, DaemonAddr: "unix:///tmp/nb.sock", Logger: debugLogger(&logs)})
-			err := c.Up(context.Background(), UpOptions{SetupKey: testKey, ManagementURL: "https://nb.example:443", Hostname: "edge-a"})
-			require.Equal(t, [][]string{{
-				"up", "--setup-key", testKey, "--management-url", "https://nb.example:443",
-				"--hostname", "edge-a", "--daemon-addr", "unix:///tmp/nb.sock",
-			}}, fakeCalls(t, bin))
+			err := c.Up(context.Background(), opts)
+			require.Equal(t, [][]string{want}, fakeCalls(t, bin))
+			require.NotContains(t, strings.Join(fakeCalls(t, bin)[0], " "), testKey, "the key is on the command line")
 			require.NotEmpty(t, logs.String())
 			require.NotContains(t, logs.String(), testKey)
+			if tc.wantSource != "" {
+				require.Equal(t, fakeUpKey{Key: testKey, Source: tc.wantSource}, fakeKeyReceived(t, bin))
+			}
 			if tc.wantErr == nil {
 				require.NoError(t, err)
 				return
 			}
 			require.ErrorIs(t, err, tc.wantErr)
 			require.NotContains(t, err.Error(), testKey)
-			require.Contains(t, err.Error(), "--setup-key "+redacted)
 		})
 	}
+}
+
+// TestCLIUpAlreadyConnected: `up` with the daemon Connected prints
+// "Already connected" and exits 0 without using key or URL
+// (client/cmd/up.go); that is reported as ErrAlreadyConnected, not as a
+// join that worked.
+func TestCLIUpAlreadyConnected(t *testing.T) {
+	t.Parallel()
+	bin := fakeBin(t, fakeConfig{Status: fixture(t, "status-0.77.1-connected.json")})
+	err := NewCLI(CLIOptions{Bin: bin}).Up(context.Background(), UpOptions{SetupKey: testKey, ManagementURL: "https://other.example:443"})
+	require.ErrorIs(t, err, ErrAlreadyConnected)
+	_, statErr := os.Stat(filepath.Join(filepath.Dir(bin), fakeUpKeyName))
+	require.ErrorIs(t, statErr, os.ErrNotExist, "the key was never read")
+}
+
+// TestCLIStatusDaemonDownOutlastsNetBirdDial: with its daemon stopped the
+// real CLI blocks about 10 s dialling the socket before it says "failed
+// to connect to daemon"; the default bound must outlast that, so the
+// agent reports the daemon not running, not a timeout.
+func TestCLIStatusDaemonDownOutlastsNetBirdDial(t *testing.T) {
+	t.Parallel()
+	bin := fakeBin(t, fakeConfig{StatusMode: modeDaemonDown, DialDelayMS: 10_500})
+	_, err := NewCLI(CLIOptions{Bin: bin}).Status(context.Background())
+	require.ErrorIs(t, err, ErrDaemonNotRunning)
+	require.NotErrorIs(t, err, ErrTimeout)
+	require.Contains(t, err.Error(), "daemon not running")
 }
 
 func TestCLIDownAndVersion(t *testing.T) {

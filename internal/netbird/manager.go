@@ -150,17 +150,22 @@ func (m *Manager) Version() string {
 	return m.version
 }
 
-// Run reconciles every Interval until ctx is done.
+// Run reconciles until ctx is done, waiting Interval after each round
+// ends rather than ticking: a round slowed by a stopped daemon (the CLI
+// dials it for about 10 s) is followed by a full interval, not by another
+// round at once, so the agent does not spend its time waiting on netbird.
+// Status never waits on a round.
 func (m *Manager) Run(ctx context.Context) error {
-	t := time.NewTicker(m.o.Interval)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
-		m.Reconcile(ctx)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
 		}
+		m.Reconcile(ctx)
+		t.Reset(m.o.Interval)
 	}
 }
 
@@ -214,10 +219,12 @@ func (m *Manager) observe(ctx context.Context) (agentproto.NetBirdStatus, *Statu
 }
 
 // shouldJoin: only a daemon that answered and is idle or logged out can be
-// helped by `netbird up`; a stopped daemon, a missing binary or a client
-// that is already connecting cannot.
+// helped by `netbird up`; a stopped daemon, a missing binary, a client
+// that is already connecting, or a daemon Connected while management is
+// unreachable (`up` only answers "Already connected"; the daemon retries
+// by itself) cannot.
 func (m *Manager) shouldJoin(raw *Status, err error, st agentproto.NetBirdStatus) bool {
-	if !m.o.AutoJoin || err != nil || raw == nil || st.State != agentproto.NetBirdDisconnected {
+	if !m.o.AutoJoin || err != nil || raw == nil || st.State != agentproto.NetBirdDisconnected || raw.DaemonStatus == DaemonConnected {
 		return false
 	}
 	return !m.now().Before(m.nextAttempt)
@@ -237,10 +244,9 @@ func (m *Manager) join(ctx context.Context, before agentproto.NetBirdStatus) age
 	}
 
 	m.publish(ctx, agentproto.NetBirdStatus{State: agentproto.NetBirdJoining})
-	m.log.LogAttrs(ctx, slog.LevelInfo, "joining netbird mesh",
-		slog.Int(logKeyAttempt, m.attempts+1),
-		slog.Any("up", UpOptions{SetupKey: key, ManagementURL: m.o.ManagementURL, Hostname: m.o.Hostname}))
-	upErr := m.o.Client.Up(ctx, UpOptions{SetupKey: key, ManagementURL: m.o.ManagementURL, Hostname: m.o.Hostname})
+	up := UpOptions{SetupKey: key, SetupKeyFile: m.o.SetupKey.Path, ManagementURL: m.o.ManagementURL, Hostname: m.o.Hostname}
+	m.log.LogAttrs(ctx, slog.LevelInfo, "joining netbird mesh", slog.Int(logKeyAttempt, m.attempts+1), slog.Any("up", up))
+	upErr := m.o.Client.Up(ctx, up)
 	if ctx.Err() != nil {
 		return before
 	}
@@ -248,14 +254,23 @@ func (m *Manager) join(ctx context.Context, before agentproto.NetBirdStatus) age
 	if upErr == nil && obsErr == nil && st.State != agentproto.NetBirdDisconnected {
 		return st
 	}
+	delay := m.backoff.Next(m.attempts)
+	m.attempts++
+	m.nextAttempt = m.now().Add(delay)
+	if errors.Is(upErr, ErrAlreadyConnected) && obsErr == nil {
+		// The daemon connected between the status and the up, or an old
+		// client without daemonStatus was Connected all along with
+		// management out of reach: not a failed join, and the status
+		// says how management is. Asking again is paced all the same.
+		m.log.LogAttrs(ctx, slog.LevelInfo, "netbird daemon already connected; not joining",
+			slog.Duration(logKeyRetryIn, delay), slog.String(logKeyError, st.Error))
+		return st
+	}
 
 	failure := upErr
 	if failure == nil {
 		failure = fmt.Errorf("joining netbird mesh: still %s after up: %s", st.State, st.Error)
 	}
-	delay := m.backoff.Next(m.attempts)
-	m.attempts++
-	m.nextAttempt = m.now().Add(delay)
 	m.log.LogAttrs(ctx, slog.LevelWarn, "joining netbird mesh failed",
 		slog.Int(logKeyAttempt, m.attempts), slog.Duration(logKeyRetryIn, delay),
 		slog.String(logKeyError, scrub(failure.Error(), key)))
@@ -319,6 +334,11 @@ func Evaluate(s Status) agentproto.NetBirdStatus {
 		out.Error = "management disconnected"
 		if s.Management.Error != "" {
 			out.Error += ": " + s.Management.Error
+		}
+		if s.DaemonStatus == DaemonConnected {
+			// `netbird up` cannot help here: it answers "Already
+			// connected"; the daemon reconnects to management itself.
+			out.Error += " (the daemon is logged in and reconnects by itself)"
 		}
 		return out
 	}

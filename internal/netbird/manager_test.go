@@ -2,6 +2,7 @@ package netbird
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -45,12 +46,22 @@ type maxRand struct{}
 
 func (maxRand) Int64N(n int64) int64 { return n - 1 }
 
-func needsLogin(m map[string]any) {
-	m["daemonStatus"] = DaemonNeedsLogin
-	m["management"] = map[string]any{"url": "https://api.netbird.io:443", "connected": false, "error": "peer login expired"}
-	m["signal"] = map[string]any{"url": "https://signal.netbird.io:443", "connected": false, "error": ""}
-	m["peers"] = map[string]any{"total": 0, "connected": 0, "details": []any{}}
-	m["netbirdIp"] = ""
+// managementDown is a logged-in daemon that lost management: v0.67.0+
+// prints daemonStatus Connected with management disconnected.
+func managementDown(m map[string]any) {
+	m["management"] = map[string]any{"url": "https://api.netbird.io:443", "connected": false, "error": "connection reset"}
+}
+
+// fixtureVariant is a testdata/netbird fixture with mutate applied to its
+// generic JSON form.
+func fixtureVariant(t *testing.T, name string, mutate func(m map[string]any)) string {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(fixture(t, name)), &m))
+	mutate(m)
+	data, err := json.Marshal(m)
+	require.NoError(t, err)
+	return string(data)
 }
 
 func TestManagerStates(t *testing.T) {
@@ -111,7 +122,8 @@ func TestManagerStates(t *testing.T) {
 				m["management"] = map[string]any{"url": "x", "connected": false, "error": "connection reset"}
 			},
 		},
-		{name: "needs login", variant: needsLogin, want: agentproto.NetBirdDisconnected, wantErr: "daemon status NeedsLogin; management: peer login expired"},
+		{name: "needs login", cfg: fakeConfig{Status: fixture(t, "status-0.77.1-needslogin.json")}, want: agentproto.NetBirdDisconnected, wantErr: "daemon status NeedsLogin"},
+		{name: "needs login, client before v0.67.0", cfg: fakeConfig{Status: fixture(t, "status-0.66.4-needslogin.txt")}, want: agentproto.NetBirdDisconnected, wantErr: "daemon status NeedsLogin"},
 		{name: "old client without daemonStatus", variant: func(m map[string]any) { allPeersConnected(m); delete(m, "daemonStatus") }, want: agentproto.NetBirdConnected},
 		{name: "connecting", variant: func(m map[string]any) { m["daemonStatus"] = DaemonConnecting }, want: agentproto.NetBirdJoining},
 		{
@@ -124,7 +136,7 @@ func TestManagerStates(t *testing.T) {
 			probe:   &Probe{Type: ProbeHTTP, Target: probeSrv.URL + "/down"},
 		},
 		{
-			name: "probe skipped while disconnected", variant: needsLogin, want: agentproto.NetBirdDisconnected,
+			name: "probe skipped while disconnected", cfg: fakeConfig{Status: fixture(t, "status-0.77.1-needslogin.json")}, want: agentproto.NetBirdDisconnected,
 			probe: &Probe{Type: ProbeHTTP, Target: probeSrv.URL + "/up"},
 		},
 	} {
@@ -227,29 +239,64 @@ func newJoinFixture(t *testing.T, cfg fakeConfig, writeKey bool) *joinFixture {
 	return f
 }
 
+// TestManagerAutoJoin joins a fresh install (NeedsLogin) as the two kinds
+// of client print it: text before v0.67.0, JSON after. The key goes as a
+// file, never on the command line.
 func TestManagerAutoJoin(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		version, before, after string
+	}{
+		{version: "0.66.4", before: "status-0.66.4-needslogin.txt", after: "status-0.66.4-connected.json"},
+		{version: "0.77.1", before: "status-0.77.1-needslogin.json", after: "status-0.77.1-connected.json"},
+	} {
+		t.Run(tc.version, func(t *testing.T) {
+			t.Parallel()
+			f := newJoinFixture(t, fakeConfig{
+				Version:       tc.version,
+				Status:        fixture(t, tc.before),
+				StatusAfterUp: fixtureVariant(t, tc.after, allPeersConnected),
+			}, true)
+			st := f.m.Reconcile(context.Background())
+			require.Equal(t, agentproto.NetBirdConnected, st.State, st.Error)
+			require.Equal(t, tc.version, f.m.Version())
+
+			ups := callsOf(fakeCalls(t, f.bin), "up")
+			require.Equal(t, [][]string{{"up", "--setup-key-file", f.key.Path, "--management-url", "https://nb.example:443", "--hostname", "edge-a"}}, ups)
+			require.Equal(t, fakeUpKey{Key: testKey, Source: "file"}, fakeKeyReceived(t, f.bin))
+			require.Contains(t, f.logs.String(), "joining netbird mesh")
+			require.Contains(t, f.logs.String(), "setup_key="+redacted)
+
+			// Connected: no more joins.
+			f.m.Reconcile(context.Background())
+			require.Len(t, callsOf(fakeCalls(t, f.bin), "up"), 1)
+		})
+	}
+}
+
+// TestManagerAlreadyConnectedIsNoFailedJoin: a client before v0.67.0 does
+// not say the daemon is Connected; with management out of reach the agent
+// tries `up`, which answers "Already connected" (exit 0). That is no
+// failed join: the state says management is down, and asking again is
+// paced.
+func TestManagerAlreadyConnectedIsNoFailedJoin(t *testing.T) {
+	t.Parallel()
 	f := newJoinFixture(t, fakeConfig{
-		Status:        sampleVariant(t, needsLogin),
-		StatusAfterUp: sampleVariant(t, allPeersConnected),
+		Version: "0.66.4", Daemon: DaemonConnected,
+		Status: fixtureVariant(t, "status-0.66.4-connected.json", managementDown),
 	}, true)
 	st := f.m.Reconcile(context.Background())
-	require.Equal(t, agentproto.NetBirdConnected, st.State, st.Error)
-	require.Equal(t, "0.59.7", f.m.Version())
-
-	ups := callsOf(fakeCalls(t, f.bin), "up")
-	require.Equal(t, [][]string{{"up", "--setup-key", testKey, "--management-url", "https://nb.example:443", "--hostname", "edge-a"}}, ups)
-	require.Contains(t, f.logs.String(), "joining netbird mesh")
-	require.Contains(t, f.logs.String(), "setup_key="+redacted)
-
-	// Connected: no more joins.
-	f.m.Reconcile(context.Background())
+	require.Equal(t, agentproto.NetBirdDisconnected, st.State)
+	require.Equal(t, "management disconnected: connection reset", st.Error)
 	require.Len(t, callsOf(fakeCalls(t, f.bin), "up"), 1)
+	require.NotContains(t, f.logs.String(), "joining netbird mesh failed")
+	f.m.Reconcile(context.Background())
+	require.Len(t, callsOf(fakeCalls(t, f.bin), "up"), 1, "not asked again within the backoff")
 }
 
 func TestManagerJoinFailureBacksOff(t *testing.T) {
 	t.Parallel()
-	f := newJoinFixture(t, fakeConfig{Status: sampleVariant(t, needsLogin), UpMode: modeFail}, true)
+	f := newJoinFixture(t, fakeConfig{Status: fixture(t, "status-0.77.1-needslogin.json"), UpMode: modeFail}, true)
 	ctx := context.Background()
 
 	st := f.m.Reconcile(ctx)
@@ -292,12 +339,17 @@ func TestManagerDoesNotJoin(t *testing.T) {
 		{name: "setup key file too open", writeKey: true, loosen: true, want: agentproto.NetBirdDisconnected, wantErr: "permissions too open"},
 		{name: "daemon not running", writeKey: true, cfg: fakeConfig{StatusMode: modeDaemonDown}, want: agentproto.NetBirdDisconnected, wantErr: "daemon not running"},
 		{name: "already connecting", writeKey: true, cfg: fakeConfig{Status: `{"daemonStatus":"Connecting"}`}, want: agentproto.NetBirdJoining},
+		// `up` cannot help a Connected daemon that lost management: it
+		// only answers "Already connected" (client/cmd/up.go).
+		{name: "daemon connected, management down", writeKey: true, want: agentproto.NetBirdDisconnected,
+			cfg:     fakeConfig{Status: fixtureVariant(t, "status-0.77.1-connected.json", managementDown)},
+			wantErr: "management disconnected: connection reset (the daemon is logged in and reconnects by itself)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := tc.cfg
 			if cfg.Status == "" {
-				cfg.Status = sampleVariant(t, needsLogin)
+				cfg.Status = fixture(t, "status-0.77.1-needslogin.json")
 			}
 			f := newJoinFixture(t, cfg, tc.writeKey)
 			if tc.loosen {

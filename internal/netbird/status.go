@@ -28,6 +28,12 @@ const (
 // Status is the output of `netbird status --json`. Field names follow
 // NetBird's client/status output types; fields this package does not know
 // are ignored so a newer NetBird client does not break the agent.
+//
+// Clients up to v0.66.4 print JSON only once logged in, without a
+// daemonStatus field; in NeedsLogin, LoginFailed and SessionExpired they
+// print plain text ("Daemon status: NeedsLogin", exit 0) even with
+// --json (client/cmd/status.go). From v0.67.0 JSON, with daemonStatus, is
+// printed in every state. ParseStatus reads all of these.
 type Status struct {
 	Peers                       PeersOverview     `json:"peers"`
 	CLIVersion                  string            `json:"cliVersion"`
@@ -37,6 +43,7 @@ type Status struct {
 	Signal                      ServerState       `json:"signal"`
 	Relays                      RelaysOverview    `json:"relays"`
 	NetBirdIP                   string            `json:"netbirdIp"`
+	NetBirdIPv6                 string            `json:"netbirdIpv6,omitempty"`
 	PublicKey                   string            `json:"publicKey"`
 	UsesKernelInterface         bool              `json:"usesKernelInterface"`
 	WireGuardPort               int               `json:"wireguardPort"`
@@ -105,6 +112,7 @@ type RelayDetail struct {
 	URI       string `json:"uri"`
 	Available bool   `json:"available"`
 	Error     string `json:"error"`
+	Transport string `json:"transport,omitempty"`
 }
 
 // NameServerGroup is one group of DNS servers pushed by management.
@@ -141,14 +149,22 @@ type SSHSession struct {
 	JWTUsername   string `json:"jwtUsername,omitempty"`
 }
 
-// ParseStatus decodes the output of `netbird status --json`. Unknown
-// fields are ignored; anything that is not one JSON object wraps
-// ErrMalformedStatus.
+// textStatusPrefix starts what clients before v0.67.0 print instead of
+// JSON while the daemon is not logged in (client/cmd/status.go).
+const textStatusPrefix = "Daemon status: "
+
+// ParseStatus decodes the output of `netbird status --json`: the JSON
+// object, or the plain text older clients print before login, which
+// becomes a Status holding only the daemon state it names. Unknown fields
+// are ignored; anything else wraps ErrMalformedStatus.
 func ParseStatus(data []byte) (Status, error) {
 	var s Status
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
 		return Status{}, fmt.Errorf("parsing netbird status: empty output: %w", ErrMalformedStatus)
+	}
+	if rest, ok := bytes.CutPrefix(trimmed, []byte(textStatusPrefix)); ok {
+		return parseTextStatus(rest)
 	}
 	// "null" or an array would decode without error into a zero Status,
 	// which reads as "disconnected" and hides that the client answered
@@ -160,4 +176,18 @@ func ParseStatus(data []byte) (Status, error) {
 		return Status{}, fmt.Errorf("parsing netbird status: %w: %w", ErrMalformedStatus, err)
 	}
 	return s, nil
+}
+
+// parseTextStatus reads the state after "Daemon status: ". Only the
+// states in which old clients print text are accepted: a Connected in
+// text would be some other output, and reading it as connected would
+// hide that.
+func parseTextStatus(rest []byte) (Status, error) {
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	state := string(bytes.TrimSpace(line))
+	switch state {
+	case DaemonNeedsLogin, DaemonLoginFailed, DaemonSessionExpired:
+		return Status{DaemonStatus: state}, nil
+	}
+	return Status{}, fmt.Errorf("parsing netbird status: text output naming daemon status %q: %w", truncateUTF8(state, 64), ErrMalformedStatus)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kubedoio/n-kudo/internal/agentproto"
 	"github.com/kubedoio/n-kudo/internal/specfile"
 )
 
@@ -19,7 +20,9 @@ func readSample(t *testing.T) []byte {
 }
 
 // sampleVariant returns the sample status with mutate applied to its
-// generic JSON form.
+// generic JSON form. The sample (shared/specs) pairs cliVersion 0.59.7
+// with daemonStatus, which no real client prints: it serves the field
+// shapes; what real clients print is in testdata/netbird (fixture).
 func sampleVariant(t *testing.T, mutate func(m map[string]any)) string {
 	t.Helper()
 	var m map[string]any
@@ -110,6 +113,38 @@ func TestParseStatusMalformed(t *testing.T) {
 			t.Parallel()
 			_, err := ParseStatus([]byte(tc.in))
 			require.ErrorIs(t, err, ErrMalformedStatus)
+		})
+	}
+}
+
+// TestParseStatusRealClients reads what real clients print (see
+// testdata/netbird/README.md): clients before v0.67.0 print plain text,
+// exit 0, while not logged in; a fresh install starts in NeedsLogin
+// (client/server/server.go), so that text must read as the state it
+// names, not as malformed output.
+func TestParseStatusRealClients(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		file       string
+		wantDaemon string
+		wantState  string
+		wantErr    string
+	}{
+		{file: "status-0.66.4-needslogin.txt", wantDaemon: DaemonNeedsLogin, wantState: agentproto.NetBirdDisconnected, wantErr: "daemon status NeedsLogin"},
+		{file: "status-0.66.4-sessionexpired.txt", wantDaemon: DaemonSessionExpired, wantState: agentproto.NetBirdDisconnected, wantErr: "daemon status SessionExpired"},
+		{file: "status-0.66.4-connected.json", wantDaemon: "", wantState: agentproto.NetBirdDegraded, wantErr: "1 of 2 peers connected"},
+		{file: "status-0.77.1-needslogin.json", wantDaemon: DaemonNeedsLogin, wantState: agentproto.NetBirdDisconnected, wantErr: "daemon status NeedsLogin"},
+		{file: "status-0.77.1-connected.json", wantDaemon: DaemonConnected, wantState: agentproto.NetBirdDegraded, wantErr: "1 of 2 peers connected"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			t.Parallel()
+			st, err := ParseStatus([]byte(fixture(t, tc.file)))
+			require.NoError(t, err)
+			require.Equal(t, tc.wantDaemon, st.DaemonStatus)
+			ev := Evaluate(st)
+			require.Equal(t, tc.wantState, ev.State)
+			require.Equal(t, tc.wantErr, ev.Error)
+			require.NoError(t, ev.Validate())
 		})
 	}
 }

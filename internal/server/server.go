@@ -175,7 +175,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Bus:               s.bus,
 	})
 	if cfg.NetBirdEnabled() {
-		s.mesh, err = newMesh(cfg, st, log.With("component", "netbird"))
+		s.mesh, err = newMesh(cfg, st, log.With("component", "netbird"), s.registry)
 		if err != nil {
 			s.Close()
 			return nil, err
