@@ -182,11 +182,27 @@ func (c *CLI) Status(ctx context.Context) (Status, error) {
 // The setup key never goes on the command line, where every local user
 // can read it in /proc: it is passed as a file when SetupKeyFile is set,
 // else in the environment (NB_SETUP_KEY, and WT_SETUP_KEY for clients
-// before the NB_ prefix), which only the agent's user and root can read.
+// before the NB_ prefix), which only the agent's user and root can read;
+// a client too old for --setup-key-file (before v0.29.3) is asked again
+// that way.
 // The key is redacted from the returned error, including from any output
 // of the command that echoes it. A daemon already Connected makes `up` a
 // no-op: the error then wraps ErrAlreadyConnected.
 func (c *CLI) Up(ctx context.Context, opts UpOptions) error {
+	err := c.up(ctx, opts)
+	if opts.SetupKeyFile != "" && opts.SetupKey != "" && errors.Is(err, ErrCommandFailed) &&
+		strings.Contains(err.Error(), "unknown flag: --setup-key-file") {
+		// A client before v0.29.3: the environment it reads instead.
+		opts.SetupKeyFile = ""
+		err = c.up(ctx, opts)
+	}
+	if err != nil {
+		return fmt.Errorf("joining netbird mesh: %w", err)
+	}
+	return nil
+}
+
+func (c *CLI) up(ctx context.Context, opts UpOptions) error {
 	args := []string{"up"}
 	var env []string
 	switch {
@@ -203,10 +219,10 @@ func (c *CLI) Up(ctx context.Context, opts UpOptions) error {
 	}
 	out, err := c.run(ctx, c.upTimeout, opts.SetupKey, env, args...)
 	if err != nil {
-		return fmt.Errorf("joining netbird mesh: %w", err)
+		return err
 	}
 	if bytes.Contains(out, []byte("Already connected")) {
-		return fmt.Errorf("joining netbird mesh: %w", ErrAlreadyConnected)
+		return ErrAlreadyConnected
 	}
 	return nil
 }

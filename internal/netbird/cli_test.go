@@ -135,6 +135,20 @@ func TestCLIUpKeepsKeyOffCommandLine(t *testing.T) {
 	}
 }
 
+// TestCLIUpOldClientGetsKeyFromEnvironment: clients before v0.29.3 have
+// no --setup-key-file; the key then goes in the environment, still never
+// on the command line.
+func TestCLIUpOldClientGetsKeyFromEnvironment(t *testing.T) {
+	t.Parallel()
+	bin := fakeBin(t, fakeConfig{Version: "0.28.9", Status: fixture(t, "status-0.66.4-needslogin.txt")})
+	keyFile := filepath.Join(t.TempDir(), "key")
+	require.NoError(t, SetupKeyFile{Path: keyFile}.Write(testKey))
+	err := NewCLI(CLIOptions{Bin: bin}).Up(context.Background(), UpOptions{SetupKey: testKey, SetupKeyFile: keyFile})
+	require.NoError(t, err)
+	require.Equal(t, [][]string{{"up", "--setup-key-file", keyFile}, {"up"}}, fakeCalls(t, bin))
+	require.Equal(t, fakeUpKey{Key: testKey, Source: "env"}, fakeKeyReceived(t, bin))
+}
+
 // TestCLIUpAlreadyConnected: `up` with the daemon Connected prints
 // "Already connected" and exits 0 without using key or URL
 // (client/cmd/up.go); that is reported as ErrAlreadyConnected, not as a
