@@ -118,8 +118,11 @@ func TestCLIUpKeepsKeyOffCommandLine(t *testing.T) {
 			}
 			c := NewCLI(CLIOptions{Bin: bin, UpTimeout: timeout, DaemonAddr: "unix:///tmp/nb.sock", Logger: debugLogger(&logs)})
 			err := c.Up(context.Background(), opts)
-			require.Equal(t, [][]string{want}, fakeCalls(t, bin))
-			require.NotContains(t, strings.Join(fakeCalls(t, bin)[0], " "), testKey, "the key is on the command line")
+			// A hung stand-in may be killed before it records its call.
+			if calls := fakeCalls(t, bin); tc.mode != modeHang || len(calls) > 0 {
+				require.Equal(t, [][]string{want}, calls)
+				require.NotContains(t, strings.Join(calls[0], " "), testKey, "the key is on the command line")
+			}
 			require.NotEmpty(t, logs.String())
 			require.NotContains(t, logs.String(), testKey)
 			if tc.wantSource != "" {
