@@ -91,16 +91,16 @@ func (a *API) mintSetupKey(c *gin.Context, site store.Site, tokenID uuid.UUID, u
 	return keyID, sealed, nil
 }
 
-// dropSetupKey revokes a minted key whose token could not be stored, so no
-// usable key is left behind that the expiry sweep cannot find.
+// dropSetupKey deletes a minted key whose token could not be stored, so no
+// key is left behind that the expiry sweep cannot find.
 func (a *API) dropSetupKey(ctx context.Context, keyID string) {
 	if keyID == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), netbirdTimeout)
 	defer cancel()
-	if err := a.netbird.RevokeKey(ctx, keyID); err != nil {
-		a.log.LogAttrs(ctx, slog.LevelError, "revoking setup key of a token that was not created failed",
+	if err := a.netbird.DropKey(ctx, keyID); err != nil {
+		a.log.LogAttrs(ctx, slog.LevelError, "deleting setup key of a token that was not created failed",
 			slog.String("setup_key_id", keyID), slog.String(logKeyError, err.Error()))
 	}
 }

@@ -178,7 +178,7 @@ func (m *Mesh) MintForToken(ctx context.Context, site store.Site, tokenID uuid.U
 	sealed, err = Seal(secret, tokenID, key)
 	if err != nil {
 		// Never leave a live key nobody can use behind.
-		m.revokeQuietly(ctx, tokenID, keyID)
+		m.dropQuietly(ctx, tokenID, keyID)
 		return "", nil, fmt.Errorf("minting setup key for token %s: %w", tokenID, err)
 	}
 	return keyID, sealed, nil
@@ -196,19 +196,21 @@ func (m *Mesh) classify(err error) error {
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
-// RevokeKey revokes a minted key, for a token that was never stored.
-func (m *Mesh) RevokeKey(ctx context.Context, keyID string) error {
-	err := m.setup.RevokeForToken(ctx, keyID)
+// DropKey deletes a minted key, for a token that was never stored: no
+// sweep will ever find it, and a key left behind, even revoked, would keep
+// the site's groups from being deleted in NetBird.
+func (m *Mesh) DropKey(ctx context.Context, keyID string) error {
+	err := m.setup.DeleteKeyForToken(ctx, keyID)
 	m.note(err)
 	if err != nil {
-		return fmt.Errorf("revoking setup key %s: %w", keyID, m.classify(err))
+		return fmt.Errorf("deleting setup key %s: %w", keyID, m.classify(err))
 	}
 	return nil
 }
 
-func (m *Mesh) revokeQuietly(ctx context.Context, tokenID uuid.UUID, keyID string) {
-	if err := m.RevokeKey(context.WithoutCancel(ctx), keyID); err != nil {
-		m.log.LogAttrs(ctx, slog.LevelWarn, "revoking unused setup key failed; the expiry sweep cannot see it",
+func (m *Mesh) dropQuietly(ctx context.Context, tokenID uuid.UUID, keyID string) {
+	if err := m.DropKey(context.WithoutCancel(ctx), keyID); err != nil {
+		m.log.LogAttrs(ctx, slog.LevelWarn, "deleting unused setup key failed; the expiry sweep cannot see it",
 			slog.String(logKeyToken, tokenID.String()), slog.String(logKeyKeyID, keyID), slog.String(logKeyError, err.Error()))
 	}
 }

@@ -106,9 +106,10 @@ func (s *Setup) MintForToken(ctx context.Context, r MintRequest) (keyID, key str
 	return created.ID, created.Key, nil
 }
 
-// RevokeForToken revokes the setup key minted for a token that was never
-// stored. A key NetBird no longer has counts as revoked, once the token
-// is proven to work (see goneOrRejected), so the call is safe to repeat.
+// RevokeForToken revokes the setup key minted for a token, keeping it in
+// NetBird (DeleteKeyForToken removes it). A key NetBird no longer has
+// counts as revoked, once the token is proven to work (see
+// goneOrRejected), so the call is safe to repeat.
 func (s *Setup) RevokeForToken(ctx context.Context, keyID string) error {
 	if err := s.goneOrRejected(ctx, s.c.RevokeSetupKey(ctx, keyID)); err != nil {
 		return fmt.Errorf("revoking setup key for token: %w", err)
