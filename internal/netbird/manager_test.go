@@ -387,3 +387,51 @@ func TestEvaluateClampsNonsenseCounts(t *testing.T) {
 	require.Equal(t, 1, st.PeersConnected)
 	require.Empty(t, st.IP)
 }
+
+// timedClient records when each Status call of the real CLI started and
+// ended.
+type timedClient struct {
+	*CLI
+	mu    sync.Mutex
+	spans [][2]time.Time
+}
+
+func (c *timedClient) Status(ctx context.Context) (Status, error) {
+	start := time.Now()
+	st, err := c.CLI.Status(ctx)
+	c.mu.Lock()
+	c.spans = append(c.spans, [2]time.Time{start, time.Now()})
+	c.mu.Unlock()
+	return st, err
+}
+
+func (c *timedClient) Spans() [][2]time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][2]time.Time(nil), c.spans...)
+}
+
+// TestManagerRunRestsAfterSlowRound: a stopped daemon makes every status
+// call block (the real CLI dials for about 10 s); the next round still
+// waits a full interval after the slow one ends, instead of following it
+// at once, so the agent does not spend its time on netbird. Timers never
+// fire early, so the gap is a lower bound that load cannot break.
+func TestManagerRunRestsAfterSlowRound(t *testing.T) {
+	t.Parallel()
+	const interval = 400 * time.Millisecond
+	bin := fakeBin(t, fakeConfig{StatusMode: modeDaemonDown, DialDelayMS: 600})
+	c := &timedClient{CLI: NewCLI(CLIOptions{Bin: bin})}
+	m, err := NewManager(ManagerOptions{Enabled: true, Client: c, Interval: interval})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	require.Eventually(t, func() bool { return len(c.Spans()) >= 3 }, 60*time.Second, 10*time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	require.Contains(t, m.Status(ctx).Error, "daemon not running")
+	spans := c.Spans()
+	for i := 1; i < len(spans); i++ {
+		require.GreaterOrEqual(t, spans[i][0].Sub(spans[i-1][1]), interval, "round %d followed round %d at once", i, i-1)
+	}
+}
