@@ -520,4 +520,6 @@ type Store interface {
 	// ReleaseIdempotency deletes the reservation held by holder, so the
 	// key is free again; ErrNotFound when holder no longer holds it.
 	ReleaseIdempotency(ctx context.Context, tenantID uuid.UUID, route, key string, holder uuid.UUID) error
+	Maintenance
+	SharedPKI
 }

@@ -53,6 +53,12 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Idempotency", testIdempotency},
 		{"IdempotencyTakeover", testIdempotencyTakeover},
 		{"IdempotencyRace", testIdempotencyRace},
+		{"RetentionTimed", testRetentionTimed},
+		{"RetentionPlansOnlyFinished", testRetentionPlansOnlyFinished},
+		{"RetentionRevokedAgents", testRetentionRevokedAgents},
+		{"RetentionBadArguments", testRetentionBadArguments},
+		{"TryExclusive", testTryExclusive},
+		{"SharedPKI", testSharedPKI},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
