@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 
 const testAdminKey = "test-admin-key-0123456789abcdef"
 
+// testSealKey is NKUDO_PKI_SEAL_KEY: 32 bytes, base64.
+const testSealKey = "dGVzdC1zZWFsLWtleS0wMTIzNDU2Nzg5YWJjZGVmMDE="
+
 // serverProc is one nkudo-server process started by a test.
 type serverProc struct {
 	t       *testing.T
@@ -84,7 +87,8 @@ func startServer(t *testing.T, dataDir, addr string, env ...string) *serverProc 
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	cmd := exec.Command(exe, "serve", "--data-dir", dataDir, "--addr", addr, "--metrics-addr", "")
-	cmd.Env = append(os.Environ(), runMainEnv+"=1", "NKUDO_ADMIN_KEY="+testAdminKey, "DATABASE_URL=")
+	cmd.Env = append(os.Environ(), runMainEnv+"=1", "NKUDO_ADMIN_KEY="+testAdminKey, "NKUDO_DATABASE_URL=",
+		"NKUDO_PKI_SEAL_KEY="+testSealKey)
 	cmd.Env = append(cmd.Env, env...)
 	p := &serverProc{t: t, cmd: cmd, addr: addr, dataDir: dataDir, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.stderr
@@ -223,7 +227,7 @@ func TestKillDuringWritesLosesNothing(t *testing.T) {
 		env  func(t *testing.T) []string
 	}{
 		{"sqlite", func(*testing.T) []string { return nil }},
-		{"postgres", func(t *testing.T) []string { return []string{"DATABASE_URL=" + pgtest.URL(t)} }},
+		{"postgres", func(t *testing.T) []string { return []string{"NKUDO_DATABASE_URL=" + pgtest.URL(t)} }},
 	}
 	for _, eng := range engines {
 		t.Run(eng.name, func(t *testing.T) {
@@ -294,7 +298,7 @@ func TestKillDuringWritesLosesNothing(t *testing.T) {
 
 func TestPostgresDownAtStartFailsClearly(t *testing.T) {
 	dead := freeAddr(t) // nothing listens there
-	p := startServer(t, t.TempDir(), freeAddr(t), "DATABASE_URL=postgres://nkudo@"+dead+"/nkudo?sslmode=disable&connect_timeout=3")
+	p := startServer(t, t.TempDir(), freeAddr(t), "NKUDO_DATABASE_URL=postgres://nkudo@"+dead+"/nkudo?sslmode=disable&connect_timeout=3")
 	select {
 	case <-p.done:
 	case <-time.After(60 * time.Second):
@@ -311,7 +315,7 @@ func TestPostgresDownAtStartFailsClearly(t *testing.T) {
 func TestPostgresRestartWhileServing(t *testing.T) {
 	cluster := pgtest.StartCluster(t)
 	dataDir := t.TempDir()
-	p := startServer(t, dataDir, freeAddr(t), "DATABASE_URL="+cluster.URL())
+	p := startServer(t, dataDir, freeAddr(t), "NKUDO_DATABASE_URL="+cluster.URL())
 	p.waitStatus("/readyz", http.StatusOK, 60*time.Second)
 	_, key := p.bootstrap()
 	p.mustDo("POST", "/v1/sites", key, map[string]any{"name": "before"}, http.StatusCreated)
@@ -357,7 +361,7 @@ func TestStartupRefusals(t *testing.T) {
 		want string
 	}{
 		{"no admin key", []string{"NKUDO_ADMIN_KEY="}, "NKUDO_ADMIN_KEY is required"},
-		{"persistent pki without files", []string{"REQUIRE_PERSISTENT_PKI=true"}, "REQUIRE_PERSISTENT_PKI"},
+		{"persistent pki without files", []string{"NKUDO_REQUIRE_PERSISTENT_PKI=true"}, "NKUDO_REQUIRE_PERSISTENT_PKI"},
 		{"bad duration", []string{"AGENT_CERT_TTL=forever"}, "AGENT_CERT_TTL"},
 	}
 	for _, tt := range tests {
@@ -396,4 +400,8 @@ func TestRestartKeepsPKIWithExplicitFiles(t *testing.T) {
 	require.NoError(t, os.MkdirAll(filepath.Join(other, "pki"), 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(other, "pki", "ca.crt"), ca, 0o644))
 	p2.waitStatus("/healthz", http.StatusOK, 60*time.Second)
+	// Those are the seed's names: still read, each with one warning line.
+	for _, old := range []string{"REQUIRE_PERSISTENT_PKI", "CA_CERT_FILE", "CA_KEY_FILE", "SERVER_CERT_FILE", "SERVER_KEY_FILE"} {
+		require.Contains(t, p2.stderr.String(), "environment variable "+old+" is deprecated: use NKUDO_"+old)
+	}
 }

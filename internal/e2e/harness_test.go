@@ -41,6 +41,9 @@ const sampleImage = "alpine.raw"
 
 const adminKey = "e2e-admin-key-0123456789abcdef"
 
+// sealKey is NKUDO_PKI_SEAL_KEY: 32 bytes, base64.
+const sealKey = "ZTJlLXNlYWwta2V5LTAxMjM0NTY3ODlhYmNkZWYwMTI="
+
 // waitFor bounds every poll of the tests. Processes built with -race on a
 // busy 2-core machine are slow; nothing here waits for it unless broken.
 const waitFor = 90 * time.Second
@@ -225,8 +228,10 @@ func (s *server) start() {
 		"NKUDO_ADMIN_KEY=" + adminKey,
 		// A heartbeat far beyond any wait of the tests: whatever reaches
 		// an agent here is pushed, never picked up by a heartbeat.
-		"HEARTBEAT_INTERVAL=5m",
-		"HEARTBEAT_OFFLINE_AFTER=20m",
+		"NKUDO_HEARTBEAT_INTERVAL=5m",
+		"NKUDO_HEARTBEAT_OFFLINE_AFTER=20m",
+		// Replicas on PostgreSQL share their CA through it, sealed.
+		"NKUDO_PKI_SEAL_KEY=" + sealKey,
 		"NKUDO_LOG_LEVEL=debug",
 	}
 	env = append(env, s.env...)

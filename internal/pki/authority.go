@@ -114,6 +114,13 @@ type Authority struct {
 // while the server certificate is re-issued when it lacks a required name,
 // was signed by another CA or expires within 30 days.
 func LoadOrCreate(opts Options) (*Authority, error) {
+	return load(opts, nil)
+}
+
+// caResolver finds or makes the CA when no CA files are given.
+type caResolver func(a *Authority, cn string, log *slog.Logger) error
+
+func load(opts Options, shared caResolver) (*Authority, error) {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
@@ -122,25 +129,9 @@ func LoadOrCreate(opts Options) (*Authority, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if (opts.CACertFile == "") != (opts.CAKeyFile == "") {
-		return nil, errors.New("loading PKI: CA certificate and key files must be given together")
-	}
-	if (opts.ServerCertFile == "") != (opts.ServerKeyFile == "") {
-		return nil, errors.New("loading PKI: server certificate and key files must be given together")
-	}
-	if opts.RequirePersistent && (opts.CACertFile == "" || opts.ServerCertFile == "") {
-		var missing []string
-		if opts.CACertFile == "" {
-			missing = append(missing, "CA certificate and key")
-		}
-		if opts.ServerCertFile == "" {
-			missing = append(missing, "server certificate and key")
-		}
-		return nil, fmt.Errorf("loading PKI: %w (missing: %s)", ErrPersistentPKIRequired, strings.Join(missing, ", "))
-	}
-	dnsNames, ips, err := requiredServerNames(opts.ServerNames, log)
+	dnsNames, ips, err := checkOptions(opts, log)
 	if err != nil {
-		return nil, fmt.Errorf("loading PKI: %w", err)
+		return nil, err
 	}
 	needDir := opts.CACertFile == "" || opts.ServerCertFile == ""
 	if needDir {
@@ -153,20 +144,23 @@ func LoadOrCreate(opts Options) (*Authority, error) {
 	}
 
 	a := &Authority{now: now}
-	if opts.CACertFile != "" {
+	cn := opts.CACommonName
+	if cn == "" {
+		cn = DefaultCACommonName
+	}
+	switch {
+	case opts.CACertFile != "":
 		a.caCertPath = opts.CACertFile
-		if err := a.loadCA(opts.CACertFile, opts.CAKeyFile); err != nil {
-			return nil, err
-		}
-	} else {
+		err = a.loadCA(opts.CACertFile, opts.CAKeyFile)
+	case shared != nil:
 		a.caCertPath = filepath.Join(opts.Dir, CACertFileName)
-		cn := opts.CACommonName
-		if cn == "" {
-			cn = DefaultCACommonName
-		}
-		if err := a.loadOrCreateCA(a.caCertPath, filepath.Join(opts.Dir, CAKeyFileName), cn, log); err != nil {
-			return nil, err
-		}
+		err = shared(a, cn, log)
+	default:
+		a.caCertPath = filepath.Join(opts.Dir, CACertFileName)
+		err = a.loadOrCreateCA(a.caCertPath, filepath.Join(opts.Dir, CAKeyFileName), cn, log)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := a.checkCA(); err != nil {
 		return nil, err
@@ -184,6 +178,32 @@ func LoadOrCreate(opts Options) (*Authority, error) {
 		}
 	}
 	return a, nil
+}
+
+// checkOptions refuses inconsistent options and returns the names the
+// server certificate must carry.
+func checkOptions(opts Options, log *slog.Logger) ([]string, []net.IP, error) {
+	if (opts.CACertFile == "") != (opts.CAKeyFile == "") {
+		return nil, nil, errors.New("loading PKI: CA certificate and key files must be given together")
+	}
+	if (opts.ServerCertFile == "") != (opts.ServerKeyFile == "") {
+		return nil, nil, errors.New("loading PKI: server certificate and key files must be given together")
+	}
+	if opts.RequirePersistent && (opts.CACertFile == "" || opts.ServerCertFile == "") {
+		var missing []string
+		if opts.CACertFile == "" {
+			missing = append(missing, "CA certificate and key")
+		}
+		if opts.ServerCertFile == "" {
+			missing = append(missing, "server certificate and key")
+		}
+		return nil, nil, fmt.Errorf("loading PKI: %w (missing: %s)", ErrPersistentPKIRequired, strings.Join(missing, ", "))
+	}
+	dnsNames, ips, err := requiredServerNames(opts.ServerNames, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading PKI: %w", err)
+	}
+	return dnsNames, ips, nil
 }
 
 // loadCA loads a CA pair from explicit files, which must exist.

@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kubedoio/n-kudo/internal/pki"
+	"github.com/kubedoio/n-kudo/internal/retention"
 )
 
 // Config is the whole configuration of nkudo-server. It is filled in
@@ -23,38 +26,48 @@ type Config struct {
 	// and cost CPU while taken (NKUDO_PPROF_ADDR).
 	PprofAddr   string
 	DataDir     string // SQLite file and PKI (NKUDO_DATA_DIR)
-	DatabaseURL string // PostgreSQL; empty means embedded SQLite (DATABASE_URL)
+	DatabaseURL string // PostgreSQL; empty means embedded SQLite (NKUDO_DATABASE_URL)
 	AdminKey    string // bootstrap bearer key (NKUDO_ADMIN_KEY); never logged
 
 	ServerNames    []string // extra names in the server certificate (NKUDO_SERVER_NAMES)
 	TrustedProxies []string // proxies whose X-Forwarded-For is believed (NKUDO_TRUSTED_PROXIES)
 
-	CACertFile           string // CA_CERT_FILE
-	CAKeyFile            string // CA_KEY_FILE
-	ServerCertFile       string // SERVER_CERT_FILE
-	ServerKeyFile        string // SERVER_KEY_FILE
-	RequirePersistentPKI bool   // REQUIRE_PERSISTENT_PKI
+	CACertFile           string // NKUDO_CA_CERT_FILE
+	CAKeyFile            string // NKUDO_CA_KEY_FILE
+	ServerCertFile       string // NKUDO_SERVER_CERT_FILE
+	ServerKeyFile        string // NKUDO_SERVER_KEY_FILE
+	RequirePersistentPKI bool   // NKUDO_REQUIRE_PERSISTENT_PKI
+	// PKISealKey seals the CA key that replicas share through PostgreSQL:
+	// 32 random bytes, base64 (NKUDO_PKI_SEAL_KEY); env only, never
+	// logged. Required with PostgreSQL unless the CA files are given.
+	PKISealKey string
 
-	EnrollmentTTL         time.Duration // DEFAULT_ENROLLMENT_TTL
-	AgentCertTTL          time.Duration // AGENT_CERT_TTL
-	HeartbeatInterval     time.Duration // HEARTBEAT_INTERVAL
-	HeartbeatOfflineAfter time.Duration // HEARTBEAT_OFFLINE_AFTER
+	EnrollmentTTL         time.Duration // NKUDO_ENROLLMENT_TTL
+	AgentCertTTL          time.Duration // NKUDO_AGENT_CERT_TTL
+	HeartbeatInterval     time.Duration // NKUDO_HEARTBEAT_INTERVAL
+	HeartbeatOfflineAfter time.Duration // NKUDO_HEARTBEAT_OFFLINE_AFTER
 	MaxBodyBytes          int64         // NKUDO_MAX_BODY_BYTES
-	ShutdownTimeout       time.Duration // HTTP_SHUTDOWN_TIMEOUT
+	ShutdownTimeout       time.Duration // NKUDO_SHUTDOWN_TIMEOUT
+
+	// Retention is how long finished work is kept (NKUDO_RETENTION_*).
+	Retention retention.Policy
 
 	LogLevel  string // debug, info, warn, error (NKUDO_LOG_LEVEL)
 	LogFormat string // text or json (NKUDO_LOG_FORMAT)
 
 	// NetBird Management API; NetBird integration is off when the URL is
 	// empty.
-	NetBirdAPIURL string // NETBIRD_API_URL
+	NetBirdAPIURL string // NKUDO_NETBIRD_API_URL
 	// NetBirdAPIToken is a personal access token; env only, never logged
-	// (NETBIRD_API_TOKEN).
+	// (NKUDO_NETBIRD_API_TOKEN).
 	NetBirdAPIToken string
 	// NetBirdManagementURL is what agents pass to `netbird up
 	// --management-url`; empty means the API URL's origin
-	// (NETBIRD_MANAGEMENT_URL).
+	// (NKUDO_NETBIRD_MANAGEMENT_URL).
 	NetBirdManagementURL string
+
+	// deprecations are the warnings of ApplyEnv about old variable names.
+	deprecations []string
 }
 
 // MinAdminKeyLen keeps guessable bootstrap keys out of production.
@@ -74,6 +87,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout:       10 * time.Second,
 		LogLevel:              "info",
 		LogFormat:             "text",
+		Retention:             retention.DefaultPolicy(),
 	}
 }
 
@@ -94,73 +108,36 @@ func DefaultDataDir() string {
 }
 
 // ApplyEnv overrides fields from environment variables looked up with
-// lookup (os.LookupEnv in production). Malformed values are errors rather
-// than silently ignored.
+// lookup (os.LookupEnv in production), as listed in EnvVars. Malformed
+// values are errors rather than silently ignored. A variable found only
+// under its deprecated name is used and noted in Deprecations, which the
+// server logs at start.
 func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 	var errs []error
-	str := func(name string, dst *string) {
-		if v, ok := lookup(name); ok {
-			*dst = v
-		}
-	}
-	list := func(name string, dst *[]string) {
-		if v, ok := lookup(name); ok {
-			*dst = splitList(v)
-		}
-	}
-	dur := func(name string, dst *time.Duration) {
-		if v, ok := lookup(name); ok {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %q is not a duration (e.g. 30s, 15m)", name, v))
-				return
+	c.deprecations = nil
+	for _, e := range EnvVars {
+		name, v, ok := e.Name, "", false
+		if v, ok = lookup(e.Name); !ok && e.Old != "" {
+			if v, ok = lookup(e.Old); ok {
+				name = e.Old
+				c.deprecations = append(c.deprecations, fmt.Sprintf("environment variable %s is deprecated: use %s", e.Old, e.Name))
 			}
-			*dst = d
+		} else if _, both := lookup(e.Old); ok && e.Old != "" && both {
+			c.deprecations = append(c.deprecations, fmt.Sprintf("environment variable %s is ignored: %s is set", e.Old, e.Name))
+		}
+		if !ok {
+			continue
+		}
+		if err := e.set(c, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	}
-	boolean := func(name string, dst *bool) {
-		if v, ok := lookup(name); ok {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %q is not true or false", name, v))
-				return
-			}
-			*dst = b
-		}
-	}
-	str("NKUDO_ADDR", &c.Addr)
-	str("NKUDO_METRICS_ADDR", &c.MetricsAddr)
-	str("NKUDO_PPROF_ADDR", &c.PprofAddr)
-	str("NKUDO_DATA_DIR", &c.DataDir)
-	str("DATABASE_URL", &c.DatabaseURL)
-	str("NKUDO_ADMIN_KEY", &c.AdminKey)
-	list("NKUDO_SERVER_NAMES", &c.ServerNames)
-	list("NKUDO_TRUSTED_PROXIES", &c.TrustedProxies)
-	str("CA_CERT_FILE", &c.CACertFile)
-	str("CA_KEY_FILE", &c.CAKeyFile)
-	str("SERVER_CERT_FILE", &c.ServerCertFile)
-	str("SERVER_KEY_FILE", &c.ServerKeyFile)
-	boolean("REQUIRE_PERSISTENT_PKI", &c.RequirePersistentPKI)
-	dur("DEFAULT_ENROLLMENT_TTL", &c.EnrollmentTTL)
-	dur("AGENT_CERT_TTL", &c.AgentCertTTL)
-	dur("HEARTBEAT_INTERVAL", &c.HeartbeatInterval)
-	dur("HEARTBEAT_OFFLINE_AFTER", &c.HeartbeatOfflineAfter)
-	dur("HTTP_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
-	if v, ok := lookup("NKUDO_MAX_BODY_BYTES"); ok {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("NKUDO_MAX_BODY_BYTES: %q is not a number of bytes", v))
-		} else {
-			c.MaxBodyBytes = n
-		}
-	}
-	str("NKUDO_LOG_LEVEL", &c.LogLevel)
-	str("NKUDO_LOG_FORMAT", &c.LogFormat)
-	str("NETBIRD_API_URL", &c.NetBirdAPIURL)
-	str("NETBIRD_API_TOKEN", &c.NetBirdAPIToken)
-	str("NETBIRD_MANAGEMENT_URL", &c.NetBirdManagementURL)
 	return errors.Join(errs...)
 }
+
+// Deprecations lists one line per deprecated environment variable that
+// ApplyEnv used or ignored, for the server to log at start.
+func (c Config) Deprecations() []string { return c.deprecations }
 
 // Validate reports every problem with the configuration at once, each
 // naming the flag or variable to fix.
@@ -187,7 +164,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("--data-dir (NKUDO_DATA_DIR) is required"))
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
-		errs = append(errs, errors.New("--database-url (DATABASE_URL) must be a postgres:// URL"))
+		errs = append(errs, errors.New("--database-url (NKUDO_DATABASE_URL) must be a postgres:// URL"))
 	}
 	switch {
 	case c.AdminKey == "":
@@ -196,13 +173,13 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("NKUDO_ADMIN_KEY is too short: use at least %d characters", MinAdminKeyLen))
 	}
 	if (c.CACertFile == "") != (c.CAKeyFile == "") {
-		errs = append(errs, errors.New("CA_CERT_FILE and CA_KEY_FILE must be set together"))
+		errs = append(errs, errors.New("NKUDO_CA_CERT_FILE and NKUDO_CA_KEY_FILE must be set together"))
 	}
 	if (c.ServerCertFile == "") != (c.ServerKeyFile == "") {
-		errs = append(errs, errors.New("SERVER_CERT_FILE and SERVER_KEY_FILE must be set together"))
+		errs = append(errs, errors.New("NKUDO_SERVER_CERT_FILE and NKUDO_SERVER_KEY_FILE must be set together"))
 	}
 	if c.RequirePersistentPKI && (c.CACertFile == "" || c.ServerCertFile == "") {
-		errs = append(errs, errors.New("REQUIRE_PERSISTENT_PKI=true needs CA_CERT_FILE, CA_KEY_FILE, SERVER_CERT_FILE and SERVER_KEY_FILE"))
+		errs = append(errs, errors.New("NKUDO_REQUIRE_PERSISTENT_PKI=true needs NKUDO_CA_CERT_FILE, NKUDO_CA_KEY_FILE, NKUDO_SERVER_CERT_FILE and NKUDO_SERVER_KEY_FILE"))
 	}
 	for _, p := range c.TrustedProxies {
 		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
@@ -214,11 +191,12 @@ func (c Config) Validate() error {
 		d    time.Duration
 		min  time.Duration
 	}{
-		{"DEFAULT_ENROLLMENT_TTL", c.EnrollmentTTL, time.Minute},
-		{"AGENT_CERT_TTL", c.AgentCertTTL, 5 * time.Minute},
-		{"HEARTBEAT_INTERVAL", c.HeartbeatInterval, time.Second},
-		{"HEARTBEAT_OFFLINE_AFTER", c.HeartbeatOfflineAfter, time.Second},
-		{"HTTP_SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 0},
+		{"NKUDO_ENROLLMENT_TTL", c.EnrollmentTTL, time.Minute},
+		{"NKUDO_AGENT_CERT_TTL", c.AgentCertTTL, 5 * time.Minute},
+		{"NKUDO_HEARTBEAT_INTERVAL", c.HeartbeatInterval, time.Second},
+		{"NKUDO_HEARTBEAT_OFFLINE_AFTER", c.HeartbeatOfflineAfter, time.Second},
+		{"NKUDO_SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 0},
+		{"NKUDO_RETENTION_INTERVAL", c.Retention.Interval, time.Second},
 	}
 	for _, p := range positive {
 		if p.d < p.min || p.d <= 0 {
@@ -226,7 +204,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.HeartbeatOfflineAfter > 0 && c.HeartbeatInterval > 0 && c.HeartbeatOfflineAfter < 2*c.HeartbeatInterval {
-		errs = append(errs, fmt.Errorf("HEARTBEAT_OFFLINE_AFTER (%s) must be at least twice HEARTBEAT_INTERVAL (%s), or agents flap offline", c.HeartbeatOfflineAfter, c.HeartbeatInterval))
+		errs = append(errs, fmt.Errorf("NKUDO_HEARTBEAT_OFFLINE_AFTER (%s) must be at least twice NKUDO_HEARTBEAT_INTERVAL (%s), or agents flap offline", c.HeartbeatOfflineAfter, c.HeartbeatInterval))
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("NKUDO_MAX_BODY_BYTES must be at least 1024 (got %d)", c.MaxBodyBytes))
@@ -242,6 +220,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--log-format: %q is not text or json", c.LogFormat))
 	}
 	errs = append(errs, c.validateNetBird()...)
+	errs = append(errs, c.validatePKISeal()...)
 	return errors.Join(errs...)
 }
 
@@ -264,22 +243,22 @@ func (c Config) ManagementURL() string {
 func (c Config) validateNetBird() []error {
 	if c.NetBirdAPIURL == "" {
 		if c.NetBirdManagementURL != "" {
-			return []error{errors.New("NETBIRD_MANAGEMENT_URL needs --netbird-api-url (NETBIRD_API_URL)")}
+			return []error{errors.New("NKUDO_NETBIRD_MANAGEMENT_URL needs --netbird-api-url (NKUDO_NETBIRD_API_URL)")}
 		}
 		return nil
 	}
 	var errs []error
 	if err := secureURL(c.NetBirdAPIURL); err != nil {
-		errs = append(errs, fmt.Errorf("--netbird-api-url (NETBIRD_API_URL): %w", err))
+		errs = append(errs, fmt.Errorf("--netbird-api-url (NKUDO_NETBIRD_API_URL): %w", err))
 	}
 	if strings.TrimSpace(c.NetBirdAPIToken) == "" {
-		errs = append(errs, errors.New("NETBIRD_API_TOKEN is required with NETBIRD_API_URL: a NetBird personal access token"))
+		errs = append(errs, errors.New("NKUDO_NETBIRD_API_TOKEN is required with NKUDO_NETBIRD_API_URL: a NetBird personal access token"))
 	} else if strings.ContainsAny(c.NetBirdAPIToken, "\r\n ") {
-		errs = append(errs, errors.New("NETBIRD_API_TOKEN must be a single word"))
+		errs = append(errs, errors.New("NKUDO_NETBIRD_API_TOKEN must be a single word"))
 	}
 	if c.NetBirdManagementURL != "" {
 		if err := secureURL(c.NetBirdManagementURL); err != nil {
-			errs = append(errs, fmt.Errorf("NETBIRD_MANAGEMENT_URL: %w", err))
+			errs = append(errs, fmt.Errorf("NKUDO_NETBIRD_MANAGEMENT_URL: %w", err))
 		}
 	}
 	return errs
@@ -346,3 +325,26 @@ func splitList(v string) []string {
 	}
 	return out
 }
+
+// validatePKISeal checks the seal key's form, and that one is given where
+// replicas share the CA through the database: with PostgreSQL and no CA
+// files, a replica without it could neither open the stored CA nor store
+// one the others could open.
+func (c Config) validatePKISeal() []error {
+	if c.PKISealKey != "" {
+		if _, err := pki.ParseSealKey(c.PKISealKey); err != nil {
+			return []error{fmt.Errorf("NKUDO_PKI_SEAL_KEY: %w", err)}
+		}
+		return nil
+	}
+	if c.SharedPKI() {
+		return []error{errors.New("NKUDO_PKI_SEAL_KEY is required with PostgreSQL unless NKUDO_CA_CERT_FILE and NKUDO_CA_KEY_FILE are given: " +
+			"replicas share the CA through the database, its key sealed with this key; set the same value on every replica " +
+			"(32 random bytes in base64, e.g. `openssl rand -base64 32`)")}
+	}
+	return nil
+}
+
+// SharedPKI reports whether the CA lives in the database, shared by every
+// replica: PostgreSQL without operator-supplied CA files.
+func (c Config) SharedPKI() bool { return c.DatabaseURL != "" && c.CACertFile == "" }

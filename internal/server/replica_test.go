@@ -52,6 +52,14 @@ func startReplica(t *testing.T, dbURL, dataDir string) *replica {
 	cfg := server.DefaultConfig()
 	cfg.DataDir = dataDir
 	cfg.DatabaseURL = dbURL
+	cfg.PKISealKey = sealKey
+	return startReplicaWith(t, cfg)
+}
+
+// startReplicaWith runs a server with cfg (on a free loopback port, no
+// metrics) until the test ends.
+func startReplicaWith(t *testing.T, cfg server.Config) *replica {
+	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.MetricsAddr = ""
 	cfg.AdminKey = adminKey

@@ -24,6 +24,7 @@ import (
 	"github.com/kubedoio/n-kudo/internal/mesh"
 	"github.com/kubedoio/n-kudo/internal/notify"
 	"github.com/kubedoio/n-kudo/internal/pki"
+	"github.com/kubedoio/n-kudo/internal/retention"
 	"github.com/kubedoio/n-kudo/internal/store"
 	"github.com/kubedoio/n-kudo/internal/store/postgres"
 	"github.com/kubedoio/n-kudo/internal/store/sqlite"
@@ -57,7 +58,7 @@ func OpenStore(ctx context.Context, cfg Config) (store.Store, string, error) {
 	if cfg.DatabaseURL != "" {
 		st, err := postgres.Open(ctx, cfg.DatabaseURL)
 		if err != nil {
-			return nil, "", fmt.Errorf("opening PostgreSQL (DATABASE_URL): %w", err)
+			return nil, "", fmt.Errorf("opening PostgreSQL (NKUDO_DATABASE_URL): %w", err)
 		}
 		return st, "postgres", nil
 	}
@@ -83,9 +84,11 @@ func Migrate(ctx context.Context, cfg Config) error {
 	return sqlite.Migrate(ctx, filepath.Join(cfg.DataDir, SQLiteFile))
 }
 
-// LoadPKI loads or creates the CA and server certificate for cfg.
-func LoadPKI(cfg Config) (*pki.Authority, error) {
-	return pki.LoadOrCreate(pki.Options{
+// LoadPKI loads or creates the CA and server certificate for cfg: from
+// the CA files when given, else from the database st when replicas share
+// it (PostgreSQL, see Config.SharedPKI), else from the data dir.
+func LoadPKI(ctx context.Context, cfg Config, st store.SharedPKI, log *slog.Logger) (*pki.Authority, error) {
+	opts := pki.Options{
 		Dir:               filepath.Join(cfg.DataDir, "pki"),
 		CACertFile:        cfg.CACertFile,
 		CAKeyFile:         cfg.CAKeyFile,
@@ -93,7 +96,32 @@ func LoadPKI(cfg Config) (*pki.Authority, error) {
 		ServerKeyFile:     cfg.ServerKeyFile,
 		RequirePersistent: cfg.RequirePersistentPKI,
 		ServerNames:       cfg.ServerNames,
-	})
+		Logger:            log,
+	}
+	if !cfg.SharedPKI() {
+		return pki.LoadOrCreate(opts)
+	}
+	key, err := pki.ParseSealKey(cfg.PKISealKey)
+	if err != nil {
+		return nil, fmt.Errorf("NKUDO_PKI_SEAL_KEY: %w", err)
+	}
+	return pki.LoadShared(ctx, opts, pki.Shared{Store: caStore{st}, SealKey: key})
+}
+
+// caStore lets the PKI keep its CA in the store.
+type caStore struct{ st store.SharedPKI }
+
+func (c caStore) LoadCA(ctx context.Context) (pki.StoredCA, error) {
+	ca, err := c.st.LoadCA(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return pki.StoredCA{}, pki.ErrNoStoredCA
+	}
+	return pki.StoredCA{CertPEM: ca.CertPEM, SealedKey: ca.SealedKey}, err
+}
+
+func (c caStore) StoreCAIfAbsent(ctx context.Context, ca pki.StoredCA) (pki.StoredCA, error) {
+	got, err := c.st.StoreCAIfAbsent(ctx, store.StoredCA{CertPEM: ca.CertPEM, SealedKey: ca.SealedKey, CreatedAt: time.Now()})
+	return pki.StoredCA{CertPEM: got.CertPEM, SealedKey: got.SealedKey}, err
 }
 
 // Server is a configured nkudo-server, ready to Serve.
@@ -113,6 +141,8 @@ type Server struct {
 	// only, nil otherwise) shares the event stream over it.
 	bus   notify.Bus
 	relay *event.Relay
+	// retention deletes expired rows in the background.
+	retention *retention.Job
 
 	apiLn     net.Listener
 	metricsLn net.Listener
@@ -129,17 +159,29 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	for _, d := range cfg.Deprecations() {
+		log.Warn(d)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir %s: %w", cfg.DataDir, err)
 	}
-	authority, err := LoadPKI(cfg)
+	// The store comes first: replicas on PostgreSQL keep their one CA
+	// in it.
+	st, engine, err := OpenStore(ctx, cfg)
 	if err != nil {
+		return nil, err
+	}
+	authority, err := LoadPKI(ctx, cfg, st, log.With("component", "pki"))
+	if err != nil {
+		_ = st.Close()
 		return nil, fmt.Errorf("loading PKI: %w", err)
 	}
 	s.pki = authority
-
-	st, engine, err := OpenStore(ctx, cfg)
+	s.retention, err = retention.New(retention.Options{
+		Store: st, Policy: cfg.Retention, Logger: log.With("component", "retention"), Registerer: s.registry,
+	})
 	if err != nil {
+		_ = st.Close()
 		return nil, err
 	}
 	// Every write, from the API and the agent channel alike, goes
@@ -317,6 +359,12 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		return nil
 	})
+	g.Go(func() error {
+		if err := s.retention.Run(gctx); err != nil {
+			return fmt.Errorf("running retention: %w", err)
+		}
+		return nil
+	})
 	if s.mesh != nil {
 		// Sweeps expired tokens' setup keys and refreshes the peer cache;
 		// stops with the rest on shutdown.
@@ -405,7 +453,7 @@ func newBus(cfg Config, engine string, log *slog.Logger) (notify.Bus, error) {
 	}
 	bus, err := notify.NewPostgres(notify.PostgresOptions{URL: cfg.DatabaseURL, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("building notification bus (DATABASE_URL): %w", err)
+		return nil, fmt.Errorf("building notification bus (NKUDO_DATABASE_URL): %w", err)
 	}
 	return bus, nil
 }
