@@ -143,11 +143,15 @@ func (j *Job) pass(ctx context.Context) error {
 			continue
 		}
 		total, err := j.deleteOlder(ctx, kind, now.Add(-age))
-		if total > 0 {
-			j.log.Debug("retention deleted rows", logKeyKind, kind, logKeyDeleted, total)
-		}
 		if err != nil {
 			errs = append(errs, err)
+		}
+		if total == 0 {
+			continue
+		}
+		j.log.Debug("retention deleted rows", logKeyKind, kind, logKeyDeleted, total)
+		if err := j.opts.Store.ReclaimSpace(ctx, kind); err != nil {
+			errs = append(errs, fmt.Errorf("retention of %s: %w", kind, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -44,11 +44,11 @@ var engines = []struct {
 func seedLogs(t *testing.T, st store.Store, now time.Time, n int) store.Execution {
 	t.Helper()
 	ctx := t.Context()
-	ten := store.Tenant{ID: store.NewID(), Name: "t", CreatedAt: now}
+	ten := store.Tenant{ID: store.NewID(), Name: "t-" + store.NewID().String(), CreatedAt: now}
 	require.NoError(t, st.CreateTenant(ctx, ten))
 	site := store.Site{ID: store.NewID(), TenantID: ten.ID, Name: "s", CreatedAt: now, UpdatedAt: now}
 	require.NoError(t, st.CreateSite(ctx, site))
-	tok := store.EnrollmentToken{ID: store.NewID(), TenantID: ten.ID, SiteID: site.ID, Hash: []byte("h"), ExpiresAt: now.Add(time.Hour), MaxUses: 1, CreatedAt: now}
+	tok := store.EnrollmentToken{ID: store.NewID(), TenantID: ten.ID, SiteID: site.ID, Hash: []byte(ten.ID.String()), ExpiresAt: now.Add(time.Hour), MaxUses: 1, CreatedAt: now}
 	require.NoError(t, st.CreateEnrollmentToken(ctx, tok))
 	agent, _, _, err := st.ConsumeEnrollment(ctx, store.Enrollment{TokenHash: tok.Hash, AgentID: store.NewID(), HostID: store.NewID(),
 		Hostname: "edge", CertSerial: "1", CertExpiresAt: now.Add(time.Hour), Now: now})
@@ -62,7 +62,9 @@ func seedLogs(t *testing.T, st store.Store, now time.Time, n int) store.Executio
 	for i := range lines {
 		lines[i] = store.LogLine{ExecutionID: p.Actions[0].ExecutionID, Seq: int64(i + 1), At: now.Add(-time.Duration(i) * time.Minute), Stream: "stdout", Message: "x"}
 	}
-	require.NoError(t, st.AppendLogLines(ctx, lines))
+	if n > 0 {
+		require.NoError(t, st.AppendLogLines(ctx, lines))
+	}
 	return store.Execution{ID: p.Actions[0].ExecutionID, TenantID: ten.ID}
 }
 

@@ -186,6 +186,29 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--trusted-proxies: %q is neither an IP nor a CIDR", p))
 		}
 	}
+	errs = append(errs, c.validateDurations()...)
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("NKUDO_MAX_BODY_BYTES must be at least 1024 (got %d)", c.MaxBodyBytes))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format: %q is not text or json", c.LogFormat))
+	}
+	errs = append(errs, c.validateNetBird()...)
+	errs = append(errs, c.validatePKISeal()...)
+	return errors.Join(errs...)
+}
+
+// validateDurations checks the durations that must be positive, and the
+// heartbeat pair.
+func (c Config) validateDurations() []error {
+	var errs []error
 	positive := []struct {
 		name string
 		d    time.Duration
@@ -206,22 +229,7 @@ func (c Config) Validate() error {
 	if c.HeartbeatOfflineAfter > 0 && c.HeartbeatInterval > 0 && c.HeartbeatOfflineAfter < 2*c.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("NKUDO_HEARTBEAT_OFFLINE_AFTER (%s) must be at least twice NKUDO_HEARTBEAT_INTERVAL (%s), or agents flap offline", c.HeartbeatOfflineAfter, c.HeartbeatInterval))
 	}
-	if c.MaxBodyBytes < 1024 {
-		errs = append(errs, fmt.Errorf("NKUDO_MAX_BODY_BYTES must be at least 1024 (got %d)", c.MaxBodyBytes))
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", c.LogLevel))
-	}
-	switch c.LogFormat {
-	case "text", "json":
-	default:
-		errs = append(errs, fmt.Errorf("--log-format: %q is not text or json", c.LogFormat))
-	}
-	errs = append(errs, c.validateNetBird()...)
-	errs = append(errs, c.validatePKISeal()...)
-	return errors.Join(errs...)
+	return errs
 }
 
 // NetBirdEnabled reports whether the NetBird integration is configured.

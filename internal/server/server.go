@@ -165,25 +165,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir %s: %w", cfg.DataDir, err)
 	}
-	// The store comes first: replicas on PostgreSQL keep their one CA
-	// in it.
-	st, engine, err := OpenStore(ctx, cfg)
+	st, engine, err := s.openStorage(ctx)
 	if err != nil {
 		return nil, err
 	}
-	authority, err := LoadPKI(ctx, cfg, st, log.With("component", "pki"))
-	if err != nil {
-		_ = st.Close()
-		return nil, fmt.Errorf("loading PKI: %w", err)
-	}
-	s.pki = authority
-	s.retention, err = retention.New(retention.Options{
-		Store: st, Policy: cfg.Retention, Logger: log.With("component", "retention"), Registerer: s.registry,
-	})
-	if err != nil {
-		_ = st.Close()
-		return nil, err
-	}
+	authority := s.pki
 	// Every write, from the API and the agent channel alike, goes
 	// through the event decorator so that GET /v1/events sees it.
 	s.events = event.NewBroker(event.Options{})
@@ -269,6 +255,29 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		logKeyFingerprint, authority.Fingerprint(),
 		"ca_file", filepath.Join(cfg.DataDir, "pki", "ca.crt"))
 	return s, nil
+}
+
+// openStorage opens the store, then the PKI (replicas on PostgreSQL keep
+// their one CA in the store) and the retention job on it. On failure it
+// closes what it opened.
+func (s *Server) openStorage(ctx context.Context) (store.Store, string, error) {
+	st, engine, err := OpenStore(ctx, s.cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	s.pki, err = LoadPKI(ctx, s.cfg, st, s.log.With("component", "pki"))
+	if err != nil {
+		_ = st.Close()
+		return nil, "", fmt.Errorf("loading PKI: %w", err)
+	}
+	s.retention, err = retention.New(retention.Options{
+		Store: st, Policy: s.cfg.Retention, Logger: s.log.With("component", "retention"), Registerer: s.registry,
+	})
+	if err != nil {
+		_ = st.Close()
+		return nil, "", err
+	}
+	return st, engine, nil
 }
 
 // Addr is the address the API listens on (useful with port 0).
@@ -359,22 +368,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		return nil
 	})
-	g.Go(func() error {
-		if err := s.retention.Run(gctx); err != nil {
-			return fmt.Errorf("running retention: %w", err)
-		}
-		return nil
-	})
-	if s.mesh != nil {
-		// Sweeps expired tokens' setup keys and refreshes the peer cache;
-		// stops with the rest on shutdown.
-		g.Go(func() error {
-			if err := s.mesh.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
-				return fmt.Errorf("running netbird integration: %w", err)
-			}
-			return nil
-		})
-	}
+	s.runJobs(gctx, g)
 	if s.metricsLn != nil {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
@@ -430,6 +424,26 @@ func (s *Server) Serve(ctx context.Context) error {
 	err := g.Wait()
 	s.log.Info("stopped")
 	return err
+}
+
+// runJobs starts the background jobs that stop with the HTTP servers:
+// retention and, when NetBird is on, its sweeper (expired tokens' setup
+// keys, the peer cache).
+func (s *Server) runJobs(ctx context.Context, g *errgroup.Group) {
+	g.Go(func() error {
+		if err := s.retention.Run(ctx); err != nil {
+			return fmt.Errorf("running retention: %w", err)
+		}
+		return nil
+	})
+	if s.mesh != nil {
+		g.Go(func() error {
+			if err := s.mesh.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("running netbird integration: %w", err)
+			}
+			return nil
+		})
+	}
 }
 
 // BusListening is closed once the notification bus listens: from then on

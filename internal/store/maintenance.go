@@ -41,6 +41,11 @@ type Maintenance interface {
 	// OldestRetained returns the time of the oldest row of kind, by the
 	// same clock DeleteExpired compares, and false when there is none.
 	OldestRetained(ctx context.Context, kind RetentionKind) (time.Time, bool, error)
+	// ReclaimSpace makes the space of rows DeleteExpired removed reusable
+	// at once, so a table under steady ingest and retention stops
+	// growing (PostgreSQL: VACUUM of the kind's tables, which blocks no
+	// reads or writes; SQLite reuses freed pages by itself).
+	ReclaimSpace(ctx context.Context, kind RetentionKind) error
 	// TryExclusive runs fn unless another process sharing the database
 	// runs an fn under the same name at the moment (PostgreSQL: a session
 	// advisory lock, held on its own connection; SQLite has one server

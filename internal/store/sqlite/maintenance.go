@@ -119,6 +119,11 @@ func (s *Store) OldestRetained(ctx context.Context, kind store.RetentionKind) (t
 	return fromMicros(us.Int64), true, nil
 }
 
+// ReclaimSpace does nothing: SQLite puts the pages of deleted rows on its
+// freelist and the next inserts reuse them, so the file stays as large
+// as the retained rows need.
+func (s *Store) ReclaimSpace(context.Context, store.RetentionKind) error { return nil }
+
 // TryExclusive runs fn: a SQLite file has one server, so there is no
 // other replica to exclude.
 func (s *Store) TryExclusive(ctx context.Context, _ string, fn func(ctx context.Context) error) (bool, error) {

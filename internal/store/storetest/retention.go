@@ -108,6 +108,8 @@ func testRetentionTimed(t *testing.T, f *fixture) {
 			require.NoError(t, err)
 			require.Zero(t, n)
 			require.True(t, rows[3].exists(), "a row younger than the cutoff stays")
+			require.NoError(t, f.s.ReclaimSpace(f.ctx, k.kind))
+			require.True(t, rows[3].exists())
 		})
 	}
 }
@@ -208,6 +210,9 @@ func testRetentionBadArguments(t *testing.T, f *fixture) {
 	require.ErrorIs(t, err, store.ErrInvalid)
 	_, _, err = f.s.OldestRetained(f.ctx, "sessions")
 	require.ErrorIs(t, err, store.ErrInvalid)
+	for _, k := range store.RetentionKinds {
+		require.NoError(t, f.s.ReclaimSpace(f.ctx, k), "every kind can be reclaimed")
+	}
 }
 
 func testTryExclusive(t *testing.T, f *fixture) {
