@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/kubedoio/n-kudo/internal/agent/enroll"
 	"github.com/kubedoio/n-kudo/internal/agent/identity"
 	"github.com/kubedoio/n-kudo/internal/agentproto"
 	"github.com/kubedoio/n-kudo/internal/client"
@@ -219,22 +218,7 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 	require.NoError(t, err)
 	ctx := t.Context()
 
-	admin := b.client(t, caPEM, adminKey, "")
-	tenant, err := admin.CreateTenant(ctx, "replicas")
-	require.NoError(t, err)
-	key, err := admin.CreateAPIKey(ctx, tenant.ID, "ops", "admin")
-	require.NoError(t, err)
-	onB := b.client(t, caPEM, key.Key, "")
-	site, err := onB.CreateSite(ctx, client.CreateSiteRequest{Name: "edge"})
-	require.NoError(t, err)
-	tok, err := onB.CreateEnrollmentToken(ctx, site.ID, client.CreateEnrollmentTokenRequest{TTL: 5 * time.Minute, MaxUses: 1})
-	require.NoError(t, err)
-	stateDir := t.TempDir()
-	_, err = enroll.Enroll(ctx, enroll.Options{Server: a.url, Token: tok.Token, StateDir: stateDir,
-		CAFile: filepath.Join(dataDir, "pki", "ca.crt"), Hostname: "edge-1"})
-	require.NoError(t, err)
-	id, err := identity.Load(stateDir)
-	require.NoError(t, err)
+	onB, site, id := bootstrapAndEnroll(t, b, a, caPEM, filepath.Join(dataDir, "pki", "ca.crt"), "replicas")
 
 	// B's event stream, open before anything happens on A.
 	events := newRecorder[client.Event]()

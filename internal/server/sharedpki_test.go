@@ -65,23 +65,7 @@ func TestReplicasShareOnePKI(t *testing.T) {
 	require.True(t, leafB.IPAddresses[len(leafB.IPAddresses)-1].Equal([]byte{192, 0, 2, 10}))
 	require.NoError(t, leafB.CheckSignatureFrom(a.srv.Authority().CACert()), "B's certificate is signed by the shared CA")
 
-	ctx := t.Context()
-	admin := a.client(t, caA, adminKey, "")
-	tenant, err := admin.CreateTenant(ctx, "shared-pki")
-	require.NoError(t, err)
-	key, err := admin.CreateAPIKey(ctx, tenant.ID, "ops", "admin")
-	require.NoError(t, err)
-	onA := a.client(t, caA, key.Key, "")
-	site, err := onA.CreateSite(ctx, client.CreateSiteRequest{Name: "edge"})
-	require.NoError(t, err)
-	tok, err := onA.CreateEnrollmentToken(ctx, site.ID, client.CreateEnrollmentTokenRequest{TTL: 5 * time.Minute, MaxUses: 1})
-	require.NoError(t, err)
-	stateDir := t.TempDir()
-	_, err = enroll.Enroll(ctx, enroll.Options{Server: a.url, Token: tok.Token, StateDir: stateDir,
-		CAFile: filepath.Join(dirA, "pki", "ca.crt"), Hostname: "edge-1"})
-	require.NoError(t, err)
-	id, err := identity.Load(stateDir)
-	require.NoError(t, err)
+	_, _, id := bootstrapAndEnroll(t, a, a, caA, filepath.Join(dirA, "pki", "ca.crt"), "shared-pki")
 
 	// The agent's certificate (from A) opens a session on B, which
 	// verifies it against the same CA; dial insists on the hello-ack.
@@ -94,6 +78,30 @@ func TestReplicasShareOnePKI(t *testing.T) {
 	conn, err := tls.Dial("tcp", b.srv.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "lb.nkudo.example", MinVersion: tls.VersionTLS13})
 	require.NoError(t, err)
 	require.NoError(t, conn.Close())
+}
+
+// bootstrapAndEnroll creates a tenant, its admin key and a site through
+// api, and enrolls one agent through enrollVia trusting caFile. It
+// returns the tenant's client (on api), the site and the agent's identity.
+func bootstrapAndEnroll(t *testing.T, api, enrollVia *replica, caPEM []byte, caFile, name string) (*client.Client, client.Site, *identity.Identity) {
+	t.Helper()
+	ctx := t.Context()
+	admin := api.client(t, caPEM, adminKey, "")
+	tenant, err := admin.CreateTenant(ctx, name)
+	require.NoError(t, err)
+	key, err := admin.CreateAPIKey(ctx, tenant.ID, "ops", "admin")
+	require.NoError(t, err)
+	c := api.client(t, caPEM, key.Key, "")
+	site, err := c.CreateSite(ctx, client.CreateSiteRequest{Name: "edge"})
+	require.NoError(t, err)
+	tok, err := c.CreateEnrollmentToken(ctx, site.ID, client.CreateEnrollmentTokenRequest{TTL: 5 * time.Minute, MaxUses: 1})
+	require.NoError(t, err)
+	stateDir := t.TempDir()
+	_, err = enroll.Enroll(ctx, enroll.Options{Server: enrollVia.url, Token: tok.Token, StateDir: stateDir, CAFile: caFile, Hostname: "edge-1"})
+	require.NoError(t, err)
+	id, err := identity.Load(stateDir)
+	require.NoError(t, err)
+	return c, site, id
 }
 
 // Replicas starting at the same moment on an empty database agree on one
