@@ -249,11 +249,13 @@ func TestNetBirdJoinThroughEnrollment(t *testing.T) {
 	const managementURL = "https://netbird.example.test:443"
 	nb := nbtest.New(t)
 	srv := &server{t: t, dir: t.TempDir(), addr: freeAddr(t), metricsAddr: freeAddr(t), env: []string{
-		"NETBIRD_API_URL=" + nb.URL(),
-		"NETBIRD_API_TOKEN=" + nbtest.Token,
-		"NETBIRD_MANAGEMENT_URL=" + managementURL,
-		// The NetBird state reaches the server in heartbeats.
-		"HEARTBEAT_INTERVAL=1s",
+		"NKUDO_NETBIRD_API_URL=" + nb.URL(),
+		"NKUDO_NETBIRD_API_TOKEN=" + nbtest.Token,
+		"NKUDO_NETBIRD_MANAGEMENT_URL=" + managementURL,
+		// The NetBird state reaches the server in heartbeats. (The
+		// harness sets NKUDO_HEARTBEAT_INTERVAL, which would win over
+		// the older HEARTBEAT_INTERVAL.)
+		"NKUDO_HEARTBEAT_INTERVAL=1s",
 	}}
 	srv.start()
 	tn := srv.bootstrap("mesh")
