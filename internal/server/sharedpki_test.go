@@ -185,3 +185,34 @@ func TestSharedPKIRequiresSealKey(t *testing.T) {
 	_, err := server.New(t.Context(), cfg, slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, "NKUDO_PKI_SEAL_KEY is required with PostgreSQL")
 }
+
+// With PostgreSQL the backup holds only the PKI, read from the database
+// with the seal key; restored into a new replica's data dir it is the CA
+// the database holds, so that replica starts.
+func TestSharedPKIBackupPKIOnly(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.URL(t)
+	cfg := pkiConfig(dbURL, t.TempDir(), sealKey)
+	auth, err := loadPKI(t, cfg)
+	require.NoError(t, err)
+
+	archive := filepath.Join(t.TempDir(), "pki.tar.gz")
+	_, err = server.Backup(t.Context(), cfg, archive, false)
+	require.ErrorContains(t, err, "pg_dump")
+	wrong := cfg
+	wrong.PKISealKey = otherSealKey
+	_, err = server.Backup(t.Context(), wrong, archive, true)
+	require.ErrorIs(t, err, pki.ErrWrongSealKey)
+	m, err := server.Backup(t.Context(), cfg, archive, true)
+	require.NoError(t, err)
+	require.True(t, m.PKIOnly)
+	require.Equal(t, "postgres", m.Engine)
+	require.Equal(t, auth.Fingerprint(), m.CAFingerprint)
+
+	restored := pkiConfig(dbURL, filepath.Join(t.TempDir(), "data"), sealKey)
+	_, err = server.Restore(t.Context(), restored, archive)
+	require.NoError(t, err)
+	again, err := loadPKI(t, restored)
+	require.NoError(t, err)
+	require.Equal(t, auth.Fingerprint(), again.Fingerprint())
+}
