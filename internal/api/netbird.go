@@ -52,7 +52,7 @@ var errNetBirdUnavailable = &Error{
 
 var errNetBirdTokenRejected = &Error{
 	Status: http.StatusBadGateway, Code: CodeNetBirdUnavailable,
-	Message: "the site has NetBird enabled but NetBird refuses the server's API token; no token was created until an operator replaces NETBIRD_API_TOKEN",
+	Message: "the site has NetBird enabled but NetBird refuses the server's API token; no token was created until an operator replaces NKUDO_NETBIRD_API_TOKEN",
 }
 
 // enrollNetBirdView is the NetBird part of an enrollment answer: the only

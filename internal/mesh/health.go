@@ -87,7 +87,7 @@ func (m *Mesh) note(err error) {
 	var apiErr *netbirdapi.APIError
 	switch {
 	case netbirdapi.IsTokenRejected(err):
-		next = Credential{State: CredentialRejected, Detail: "NetBird's Management API refuses the server's API token (NETBIRD_API_TOKEN): " + err.Error()}
+		next = Credential{State: CredentialRejected, Detail: "NetBird's Management API refuses the server's API token (NKUDO_NETBIRD_API_TOKEN): " + err.Error()}
 	case err == nil, errors.As(err, &apiErr) && apiErr.StatusCode < 500 && apiErr.StatusCode != 429:
 		next = Credential{State: CredentialOK}
 	default:

@@ -22,7 +22,7 @@ func newMesh(cfg Config, st store.Store, log *slog.Logger, reg prometheus.Regist
 		Logger:  log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("configuring netbird (NETBIRD_API_URL): %w", err)
+		return nil, fmt.Errorf("configuring netbird (NKUDO_NETBIRD_API_URL): %w", err)
 	}
 	m, err := mesh.New(mesh.Options{
 		Client:        client,
