@@ -60,7 +60,7 @@ func TestConsoleTail(t *testing.T) {
 	e, ta, vm, logPath := bootedVM(t)
 
 	// The sim guest booted: its synthetic console is the snapshot.
-	cs, err := e.hub.OpenConsole(ta.id, vm)
+	cs, err := e.hub.OpenConsole(t.Context(), ta.id, vm)
 	require.NoError(t, err)
 	first := recv(t, cs)
 	require.Contains(t, string(first), "[simulated]")
@@ -88,7 +88,7 @@ func TestConsoleTail(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789abcde\n"), 3*agentproto.MaxConsoleChunkBytes/16)
 	require.NoError(t, os.WriteFile(logPath+".new", big, 0o600))
 	require.NoError(t, os.Rename(logPath+".new", logPath))
-	cs2, err := e.hub.OpenConsole(ta.id, vm)
+	cs2, err := e.hub.OpenConsole(t.Context(), ta.id, vm)
 	require.NoError(t, err)
 	require.Equal(t, big[len(big)-agent.ConsoleSnapshotBytes:], recv(t, cs2))
 
@@ -99,7 +99,7 @@ func TestConsoleTail(t *testing.T) {
 	require.ErrorIs(t, cs2.Err(), hub.ErrAgentOffline)
 	cs2.Close()
 
-	_, err = e.hub.OpenConsole(ta.id, vm)
+	_, err = e.hub.OpenConsole(t.Context(), ta.id, vm)
 	require.ErrorIs(t, err, hub.ErrAgentOffline)
 }
 
@@ -125,7 +125,7 @@ func TestConsoleSnapshotMarker(t *testing.T) {
 			if tc.log != nil {
 				require.NoError(t, os.WriteFile(logPath, tc.log, 0o600))
 			}
-			cs, err := e.hub.OpenConsole(ta.id, vm)
+			cs, err := e.hub.OpenConsole(t.Context(), ta.id, vm)
 			require.NoError(t, err)
 			defer cs.Close()
 			select {

@@ -71,14 +71,11 @@ func (a *API) vmConsole(c *gin.Context) {
 		a.writeError(c, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "the agent channel is not running on this server"})
 		return
 	}
-	stream, err := a.hub.OpenConsole(host.AgentID, vm.ID)
+	stream, err := a.hub.OpenConsole(ctx, host.AgentID, vm.ID)
 	if errors.Is(err, hub.ErrAgentOffline) {
-		// The store says online but this replica holds no session: with
-		// several replicas on one database the agent is connected to
-		// another one, and consoles are not relayed between replicas.
-		// The code stays host_offline so clients keep retrying.
-		a.writeError(c, &Error{Status: http.StatusConflict, Code: CodeHostOffline,
-			Message: fmt.Sprintf("host %s (%s): agent connected to another replica (or it just disconnected); consoles are not relayed between replicas: use the nkudo-server the agent is connected to, or retry", host.ID, host.Hostname)})
+		// The store still says online, but no replica holds a session of
+		// the agent (it just disconnected): the same answer as offline.
+		a.writeError(c, hostOffline(host))
 		return
 	}
 	if err != nil {

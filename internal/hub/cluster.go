@@ -67,11 +67,17 @@ type logNoticeEx struct {
 
 // subscribeBus registers the hub's handlers on its bus.
 func (h *Hub) subscribeBus() error {
-	for topic, fn := range map[string]notify.Handler{
+	topics := map[string]notify.Handler{
 		TopicPlanDispatch: h.onPlanNotice,
 		TopicAgentRevoke:  h.onRevokeNotice,
 		TopicLogLines:     h.onLogNotice,
-	} {
+	}
+	if h.opts.Clustered {
+		topics[TopicConsoleOpen] = h.onConsoleOpen
+		topics[TopicConsoleData] = h.onConsoleData
+		topics[TopicConsoleCtl] = h.onConsoleCtl
+	}
+	for topic, fn := range topics {
 		if err := h.bus.Subscribe(topic, fn); err != nil {
 			return fmt.Errorf("subscribing hub to %s: %w", topic, err)
 		}
@@ -83,14 +89,7 @@ func (h *Hub) subscribeBus() error {
 // every notice is an optimisation over what the agent or the follower
 // gets anyway after a reconnect.
 func (h *Hub) publish(topic string, v any) {
-	payload, err := json.Marshal(v)
-	if err != nil {
-		h.log.Error("encoding cluster notice", "topic", topic, logKeyErr, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	defer cancel()
-	if err := h.bus.Publish(ctx, topic, payload); err != nil {
+	if err := h.publishNow(topic, v); err != nil {
 		h.metrics.flushErrors.WithLabelValues("notify").Inc()
 		h.log.Warn("publishing cluster notice", "topic", topic, logKeyErr, err)
 	}

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -23,11 +24,14 @@ const ConsoleBufferChunks = 16
 // hub sent console_start and delivers the agent's console_data chunks on
 // C until Close, the agent's disconnection or a lagging reader.
 type ConsoleStream struct {
-	hub  *Hub
-	sess *session
-	vmID uuid.UUID
-	id   uuid.UUID
-	c    chan []byte
+	hub *Hub
+	// sess is the agent's session here; nil when the stream is relayed
+	// from the replica holding it (relay set).
+	sess  *session
+	relay *relayLink
+	vmID  uuid.UUID
+	id    uuid.UUID
+	c     chan []byte
 	// snapshot is closed (once) when the agent said the snapshot was sent.
 	snapshot     chan struct{}
 	snapshotOnce sync.Once
@@ -64,6 +68,10 @@ func (cs *ConsoleStream) Err() error {
 // Close ends the stream and tells the agent to stop tailing. It is safe to
 // call more than once and after the stream ended by itself.
 func (cs *ConsoleStream) Close() {
+	if cs.relay != nil {
+		cs.hub.closeRelayed(cs)
+		return
+	}
 	if cs.end(nil) {
 		cs.sess.enqueue("", &agentproto.ConsoleStop{VMID: cs.vmID, StreamID: cs.id})
 	}
@@ -113,12 +121,33 @@ func (t *consoleTable) add(cs *ConsoleStream) {
 	t.m[cs.id] = cs
 }
 
-func (t *consoleTable) remove(cs *ConsoleStream) {
+// remove reports whether cs was in the table.
+func (t *consoleTable) remove(cs *ConsoleStream) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.m[cs.id] == cs {
-		delete(t.m, cs.id)
+	if t.m[cs.id] != cs {
+		return false
 	}
+	delete(t.m, cs.id)
+	return true
+}
+
+// get returns stream id, nil when unknown.
+func (t *consoleTable) get(id uuid.UUID) *ConsoleStream {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[id]
+}
+
+// all returns every stream of the table.
+func (t *consoleTable) all() []*ConsoleStream {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*ConsoleStream, 0, len(t.m))
+	for _, cs := range t.m {
+		out = append(out, cs)
+	}
+	return out
 }
 
 // lookup returns the stream id of session s, nil for an unknown stream or
@@ -151,20 +180,32 @@ func (t *consoleTable) endSession(s *session) {
 
 // OpenConsole asks the agent of a VM to tail its serial console. The
 // agent first sends the last bytes of the console log (up to
-// agentproto.MaxConsoleChunkBytes, as one chunk), then new output as it
-// appears. The caller must Close the stream. It fails with
-// ErrAgentOffline when the agent has no live session on this hub.
-func (h *Hub) OpenConsole(agentID, vmID uuid.UUID) (*ConsoleStream, error) {
+// agentproto.MaxConsoleChunkBytes), then new output as it appears. The
+// caller must Close the stream.
+//
+// When the agent's session is on another replica of a clustered hub, the
+// tail is relayed from that replica over the bus; OpenConsole then waits
+// (bounded by ctx and consoleOpenWait) for that replica to answer. It
+// fails with ErrAgentOffline when no replica holds a session of the agent.
+func (h *Hub) OpenConsole(ctx context.Context, agentID, vmID uuid.UUID) (*ConsoleStream, error) {
 	s := h.lookup(agentID)
 	if s == nil {
+		if h.opts.Clustered {
+			return h.openRelayed(ctx, agentID, vmID)
+		}
 		return nil, fmt.Errorf("opening console of vm %s: agent %s: %w", vmID, agentID, ErrAgentOffline)
 	}
-	cs := &ConsoleStream{hub: h, sess: s, vmID: vmID, id: uuid.New(), c: make(chan []byte, ConsoleBufferChunks), snapshot: make(chan struct{})}
+	return h.openLocal(s, vmID, uuid.New())
+}
+
+// openLocal starts a tail on the agent's session here.
+func (h *Hub) openLocal(s *session, vmID, streamID uuid.UUID) (*ConsoleStream, error) {
+	cs := &ConsoleStream{hub: h, sess: s, vmID: vmID, id: streamID, c: make(chan []byte, ConsoleBufferChunks), snapshot: make(chan struct{})}
 	h.consoles.add(cs)
 	if !s.enqueue("", &agentproto.ConsoleStart{VMID: vmID, StreamID: cs.id}) {
 		h.consoles.remove(cs)
 		cs.end(ErrAgentOffline)
-		return nil, fmt.Errorf("opening console of vm %s: agent %s: %w", vmID, agentID, ErrAgentOffline)
+		return nil, fmt.Errorf("opening console of vm %s: agent %s: %w", vmID, s.id.AgentID, ErrAgentOffline)
 	}
 	return cs, nil
 }

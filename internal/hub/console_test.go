@@ -30,10 +30,10 @@ func TestConsoleRelay(t *testing.T) {
 	ca, _ := e.connect(a)
 	cb, _ := e.connect(b)
 
-	_, err := e.hub.OpenConsole(uuid.New(), vm)
+	_, err := e.hub.OpenConsole(t.Context(), uuid.New(), vm)
 	require.ErrorIs(t, err, hub.ErrAgentOffline)
 
-	cs, err := e.hub.OpenConsole(a.id, vm)
+	cs, err := e.hub.OpenConsole(t.Context(), a.id, vm)
 	require.NoError(t, err)
 	start := decodeConsoleStart(t, ca.expect(agentproto.TypeConsoleStart))
 	require.Equal(t, vm, start.VMID)
@@ -56,7 +56,7 @@ func TestConsoleRelay(t *testing.T) {
 	ca.roundTrip()
 
 	// A reader that does not read: one chunk over the buffer ends it.
-	lazy, err := e.hub.OpenConsole(a.id, vm)
+	lazy, err := e.hub.OpenConsole(t.Context(), a.id, vm)
 	require.NoError(t, err)
 	start = decodeConsoleStart(t, ca.expect(agentproto.TypeConsoleStart))
 	for i := 0; i <= hub.ConsoleBufferChunks; i++ {

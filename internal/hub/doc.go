@@ -39,7 +39,11 @@
 // Console tails (OpenConsole) are the one exchange the API waits on live:
 // the hub sends console_start, relays the agent's console_data chunks to a
 // small bounded buffer, and sends console_stop when the reader closes or
-// falls behind; a stream ends with its session.
+// falls behind; a stream ends with its session. A clustered hub relays a
+// console whose agent is connected to another replica over the bus
+// (consolerelay.go): the holder tails it locally and streams it back in
+// numbered notices under NOTIFY's size limit; both ends exchange
+// keep-alives, so the death of either replica ends the other's side.
 //
 // The hub never marks an agent offline when its connection drops: the
 // offline sweeper does it from last-seen times, so a quick reconnect racing

@@ -39,6 +39,9 @@ const (
 	DefaultFlushInterval     = 250 * time.Millisecond
 	DefaultHelloTimeout      = 10 * time.Second
 	DefaultPingInterval      = 30 * time.Second
+	// DefaultConsoleKeepAlive paces the keep-alives of relayed consoles:
+	// a reader or holder replica that died is noticed within 30 s.
+	DefaultConsoleKeepAlive = 10 * time.Second
 	// DefaultHandshakesPerCPU sizes the admission limit: concurrent
 	// handshakes (from the request to the end of hello processing) per
 	// CPU. A handshake is mostly CPU (TLS, the hello's JSON) and a few
@@ -129,6 +132,15 @@ type Options struct {
 	// lines for followers elsewhere, travel over it. It must not be
 	// running yet: New subscribes to it.
 	Bus notify.Bus
+	// Clustered says other replicas may hold agents' sessions: a console
+	// opened here for an agent connected elsewhere is relayed over Bus
+	// (required then) from the replica holding the session. A lone hub
+	// answers at once that the agent is offline.
+	Clustered bool
+	// ConsoleKeepAlive is how often the two ends of a relayed console
+	// tell each other they are still there; an end silent for three
+	// periods is given up. DefaultConsoleKeepAlive when zero.
+	ConsoleKeepAlive time.Duration
 
 	// MaxHandshakes bounds the connections between the request and the
 	// end of their hello processing (admission control); the CPU count
@@ -191,6 +203,9 @@ func (o *Options) setDefaults() {
 	if o.PingInterval <= 0 {
 		o.PingInterval = DefaultPingInterval
 	}
+	if o.ConsoleKeepAlive <= 0 {
+		o.ConsoleKeepAlive = DefaultConsoleKeepAlive
+	}
 	if o.MaxHandshakes <= 0 {
 		o.MaxHandshakes = runtime.GOMAXPROCS(0) * DefaultHandshakesPerCPU
 	}
@@ -244,6 +259,11 @@ type Hub struct {
 	logs       *logBatcher
 	subs       subscriptions
 	consoles   consoleTable
+	// relayed are the consoles read here from an agent connected to
+	// another replica; served are the tails of local agents this replica
+	// relays to readers on other replicas.
+	relayed consoleTable
+	served  servedTable
 
 	// lifeMu guards the following; it orders session starts against
 	// shutdown so Run can wait for every session it must close.
@@ -251,6 +271,8 @@ type Hub struct {
 	started  bool
 	stopping bool
 	sessWG   sync.WaitGroup
+	// relayWG counts the goroutines serving relayed consoles.
+	relayWG sync.WaitGroup
 	// stopCtx is cancelled when Run begins shutting down; every session
 	// hangs a close on it with context.AfterFunc, which covers sessions
 	// still waiting for their hello without a goroutine per session.
@@ -291,6 +313,9 @@ func New(opts Options) *Hub {
 	h.logs = newLogBatcher(h)
 	h.subs.m = make(map[uuid.UUID]map[*LogSubscription]struct{})
 	h.subs.dropped = h.metrics.subscribersDropped
+	if opts.Clustered && h.bus == nil {
+		panic("hub.New: Clustered needs a Bus")
+	}
 	if h.bus != nil {
 		if err := h.subscribeBus(); err != nil {
 			panic("hub.New: " + err.Error())
@@ -326,6 +351,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	wg.Go(func() { h.logs.run(batchCtx) })
 	wg.Go(func() { h.plans.run(batchCtx) })
 	wg.Go(func() { h.sweep(ctx) })
+	if h.opts.Clustered {
+		wg.Go(func() { h.keepConsoles(ctx) })
+	}
 
 	<-ctx.Done()
 	h.lifeMu.Lock()
@@ -335,6 +363,9 @@ func (h *Hub) Run(ctx context.Context) error {
 
 	h.closeAll(agentproto.CloseGoingAway, agentproto.CloseGoingAwayReason)
 	h.sessWG.Wait()
+	// Relayed tails end with their sessions; their readers elsewhere are
+	// told before the bus stops.
+	h.relayWG.Wait()
 	stopBatchers()
 	wg.Wait()
 	h.subs.closeAll()

@@ -58,6 +58,10 @@ type metrics struct {
 	refusals            map[string]prometheus.Counter
 	subscribersDropped  prometheus.Counter
 	agentsMarkedOffline prometheus.Counter
+	// relayReaders and relayHolders count relayed consoles: read here
+	// from another replica's agent, and served to another replica.
+	relayReaders prometheus.Gauge
+	relayHolders prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -106,8 +110,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Namespace: "nkudo", Subsystem: "hub", Name: "agents_marked_offline_total",
 		Help: "Agents the offline sweeper marked offline.",
 	})
+	relays := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "nkudo", Subsystem: "hub", Name: "console_relays",
+		Help: "VM consoles relayed between replicas: role reader (read here, agent on another replica) or holder (agent here, read on another replica).",
+	}, []string{"role"})
 	if reg != nil {
-		reg.MustRegister(sessions, in, out, hb, lines, dur, flushErr, slow, refused, dropped, offline)
+		reg.MustRegister(sessions, in, out, hb, lines, dur, flushErr, slow, refused, dropped, offline, relays)
 	}
 	m := &metrics{
 		sessions:            sessions,
@@ -121,6 +129,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		refusals:            make(map[string]prometheus.Counter, len(refusalReasons)),
 		subscribersDropped:  dropped,
 		agentsMarkedOffline: offline,
+		relayReaders:        relays.WithLabelValues("reader"),
+		relayHolders:        relays.WithLabelValues("holder"),
 	}
 	for _, t := range frameTypes {
 		m.framesIn[t] = in.WithLabelValues(t)

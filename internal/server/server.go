@@ -201,6 +201,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		OfflineAfter:      cfg.HeartbeatOfflineAfter,
 		Registerer:        s.registry,
 		Bus:               s.bus,
+		// Replicas share PostgreSQL only: a console opened on one is
+		// relayed from the replica holding the agent's session.
+		Clustered: engine == "postgres",
 	})
 	if cfg.NetBirdEnabled() {
 		s.mesh, err = newMesh(cfg, st, log.With("component", "netbird"), s.registry)
