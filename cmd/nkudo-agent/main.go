@@ -89,8 +89,20 @@ func defaultStateDir() string {
 	return ".nkudo-agent"
 }
 
+// envList splits a comma-separated environment variable.
+func envList(key string) []string {
+	var out []string
+	for v := range strings.SplitSeq(os.Getenv(key), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 func newEnrollCmd() *cobra.Command {
 	var o enroll.Options
+	var servers []string
 	cmd := &cobra.Command{
 		Use:   "enroll",
 		Short: "Enroll this host with nkudo-server (once)",
@@ -103,6 +115,9 @@ or with the CA fingerprint nkudo-server prints (--ca-fingerprint).`,
 			if o.Token == "" {
 				o.Token = os.Getenv(envEnrollToken)
 			}
+			if len(servers) > 0 {
+				o.Server, o.Servers = servers[0], servers[1:]
+			}
 			info, err := enroll.Enroll(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -113,7 +128,8 @@ or with the CA fingerprint nkudo-server prints (--ca-fingerprint).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Server, "server", os.Getenv(envServer), "server base URL, https://HOST:PORT [NKUDO_SERVER]")
+	f.StringSliceVar(&servers, "server", envList(envServer),
+		"server base URL, https://HOST:PORT; repeat it for each replica: enrolls through the first, stores all for failover [NKUDO_SERVER, comma-separated]")
 	f.StringVar(&o.Token, "token", "", "enrollment token [NKUDO_ENROLL_TOKEN]")
 	f.StringVar(&o.StateDir, "state-dir", envOr(envStateDir, defaultStateDir()), "agent state directory [NKUDO_STATE_DIR]")
 	f.StringVar(&o.CAFile, "ca-file", "", "server CA certificate (PEM) to trust for enrollment")
@@ -125,6 +141,7 @@ or with the CA fingerprint nkudo-server prints (--ca-fingerprint).`,
 
 type runConfig struct {
 	stateDir, runtimeDir, hypervisor string
+	servers                          []string
 	chBin, netbirdBin                string
 	bridge, firmware                 string
 	imageDirs                        []string
@@ -192,6 +209,8 @@ func newRunCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&c.stateDir, "state-dir", envOr(envStateDir, defaultStateDir()), "agent state directory [NKUDO_STATE_DIR]")
+	f.StringSliceVar(&c.servers, "server", envList(envServer),
+		"server base URL, https://HOST:PORT; repeatable: the agent fails over between them (default: the servers given at enrollment) [NKUDO_SERVER, comma-separated]")
 	f.StringVar(&c.runtimeDir, "runtime-dir", envOr(envRuntimeDir, filepath.Join(defaultStateDir(), "runtime")), "directory for VM runtime files [NKUDO_RUNTIME_DIR]")
 	f.StringVar(&c.hypervisor, "hypervisor", hypervisor.KindCloudHypervisor, "VMM backend: cloud-hypervisor, or sim (simulated: no real VM runs)")
 	f.StringArrayVar(&c.imageDirs, "image-dir", defaultImageDirs(), "directory VM disk images and kernels must be in (repeatable) [NKUDO_IMAGE_DIRS, colon-separated]")
@@ -262,12 +281,16 @@ func run(ctx context.Context, c runConfig) error {
 	}
 	a, err := agent.New(agent.Options{
 		StateDir: c.stateDir, RuntimeDir: c.runtimeDir, Identity: id, Provider: pv, Images: images, Facts: facts,
-		AgentVersion: version.Version, Logger: logger, NetBird: nb,
+		AgentVersion: version.Version, Logger: logger, NetBird: nb, Servers: c.servers,
 	})
 	if err != nil {
 		return err
 	}
-	logger.Info("agent starting", "agent_id", id.Info.AgentID, "server", id.Info.Server,
+	servers := c.servers
+	if len(servers) == 0 {
+		servers = id.Info.ServerList()
+	}
+	logger.Info("agent starting", "agent_id", id.Info.AgentID, "servers", strings.Join(servers, ","),
 		"hypervisor", caps.Kind, "vmm_version", caps.Version, "simulated", caps.Simulated,
 		"image_dirs", strings.Join(c.imageDirs, ":"), "version", version.Version)
 	if caps.Unavailable != "" {

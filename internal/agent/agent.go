@@ -83,6 +83,10 @@ type NetBirdSource interface {
 type Options struct {
 	StateDir string
 	Identity *identity.Identity
+	// Servers are the base URLs (https://HOST:PORT) of the replicas to
+	// connect to, tried in turn: each session that fails or ends moves
+	// to the next. Empty means the list stored at enrollment.
+	Servers  []string
 	Provider hypervisor.Provider
 	// Images confines the files VMs boot from (--image-dir); nil refuses
 	// every VM create.
@@ -166,8 +170,13 @@ func (o *Options) setDefaults() {
 
 // Agent is the runtime of one enrolled agent.
 type Agent struct {
-	o         Options
-	connect   string // wss URL of the agent channel
+	o Options
+	// connects are the wss URLs of the servers' agent channels; connect
+	// is the one the next (or current) session uses. Only the session
+	// loop's goroutine touches connect and next.
+	connects  []string
+	connect   string
+	next      int
 	certs     *pki.CertStore
 	transport *http.Transport
 	cache     *actioncache.Cache
@@ -192,9 +201,20 @@ func New(o Options) (*Agent, error) {
 	if o.StateDir == "" || o.Identity == nil || o.Provider == nil || o.Facts == nil {
 		return nil, fmt.Errorf("%w: state dir, identity, provider and facts are required", ErrConfig)
 	}
-	connect, err := connectURL(o.Identity.Info.Server)
-	if err != nil {
-		return nil, err
+	servers := o.Servers
+	if len(servers) == 0 {
+		servers = o.Identity.Info.ServerList()
+	}
+	if len(servers) == 0 {
+		return nil, fmt.Errorf("%w: no server to connect to", ErrConfig)
+	}
+	connects := make([]string, 0, len(servers))
+	for _, srv := range servers {
+		c, err := connectURL(srv)
+		if err != nil {
+			return nil, err
+		}
+		connects = append(connects, c)
 	}
 	certs := pki.NewCertStore(o.Identity.Cert)
 	tlsConf, err := certs.ClientTLSConfig(o.Identity.CAPEM)
@@ -214,7 +234,7 @@ func New(o Options) (*Agent, error) {
 		return nil, fmt.Errorf("creating agent: %w", err)
 	}
 	a := &Agent{
-		o: o, connect: connect, certs: certs,
+		o: o, connects: connects, connect: connects[0], certs: certs,
 		transport: &http.Transport{TLSClientConfig: tlsConf, Proxy: http.ProxyFromEnvironment},
 		cache:     cache, queue: queue, logs: logs,
 		wake:  make(chan struct{}, 1),
@@ -284,13 +304,18 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // loop is the reconnect loop (the Auto layer).
 func (a *Agent) loop(ctx context.Context) error {
-	log := a.o.Logger.With(logKeyAgent, a.o.Identity.Info.AgentID, logKeyServer, a.connect)
+	base := a.o.Logger.With(logKeyAgent, a.o.Identity.Info.AgentID)
 	for {
+		log := base.With(logKeyServer, a.connect)
 		start := a.o.Now()
 		res := a.runSession(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
+		// Whatever ended the session, the next one tries the next
+		// server: a replica that went away (restart, crash) is passed
+		// over at once, with the usual backoff before the attempt.
+		a.failover()
 		if res.stop != nil {
 			log.Error("server stopped the agent; not reconnecting", logKeyErr, res.stop)
 			return res.stop
@@ -324,6 +349,12 @@ func (a *Agent) loop(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// failover makes the next session use the next server of the list.
+func (a *Agent) failover() {
+	a.next = (a.next + 1) % len(a.connects)
+	a.connect = a.connects[a.next]
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

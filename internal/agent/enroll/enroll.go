@@ -48,8 +48,11 @@ const DefaultTimeout = 30 * time.Second
 
 // Options configures Enroll.
 type Options struct {
-	// Server is the base URL, https://HOST:PORT.
+	// Server is the base URL, https://HOST:PORT, enrolled through.
 	Server string
+	// Servers are more replicas' base URLs, stored with the identity
+	// (after Server) so that `nkudo-agent run` fails over to them.
+	Servers []string
 	// Token is the enrollment token; it is never logged.
 	Token    string
 	StateDir string
@@ -71,12 +74,13 @@ type Options struct {
 // Validate checks the options without touching the network.
 func (o Options) Validate() error {
 	var problems []string
-	u, err := url.Parse(o.Server)
-	switch {
-	case o.Server == "":
+	if o.Server == "" {
 		problems = append(problems, "--server is required")
-	case err != nil || u.Scheme != "https" || u.Host == "":
-		problems = append(problems, fmt.Sprintf("--server %q must be an https://HOST:PORT URL", o.Server))
+	}
+	for _, srv := range append([]string{o.Server}, o.Servers...) {
+		if u, err := url.Parse(srv); srv != "" && (err != nil || u.Scheme != "https" || u.Host == "") {
+			problems = append(problems, fmt.Sprintf("--server %q must be an https://HOST:PORT URL", srv))
+		}
 	}
 	if o.Token == "" {
 		problems = append(problems, "--token (or NKUDO_ENROLL_TOKEN) is required")
@@ -193,7 +197,7 @@ func Enroll(ctx context.Context, o Options) (identity.Info, error) {
 	}
 	info := identity.Info{
 		AgentID: resp.AgentID, HostID: resp.HostID, SiteID: resp.SiteID, TenantID: resp.TenantID,
-		Server: strings.TrimRight(o.Server, "/"), Hostname: hostname, EnrolledAt: now().UTC(),
+		Server: strings.TrimRight(o.Server, "/"), Servers: serverList(o), Hostname: hostname, EnrolledAt: now().UTC(),
 	}
 	// The pinned CA is the anchor the agent verified, not whatever the
 	// answer carried: checkAnswer made sure they are the same certificate.
@@ -209,6 +213,24 @@ func Enroll(ctx context.Context, o Options) (identity.Info, error) {
 		return identity.Info{}, fmt.Errorf("enrolling: %w", err)
 	}
 	return info, nil
+}
+
+// serverList is Server then Servers, without repeats; nil when that is
+// Server alone (identity.Info.ServerList falls back to it).
+func serverList(o Options) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, srv := range append([]string{o.Server}, o.Servers...) {
+		srv = strings.TrimRight(srv, "/")
+		if srv != "" && !seen[srv] {
+			seen[srv] = true
+			out = append(out, srv)
+		}
+	}
+	if len(out) < 2 {
+		return nil
+	}
+	return out
 }
 
 // Files in the state directory holding what enrollment delivered for

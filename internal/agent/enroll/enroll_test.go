@@ -185,6 +185,14 @@ func TestEnroll(t *testing.T) {
 			wantCalls: 1,
 		},
 		{
+			name: "failover server not https",
+			setup: func(t *testing.T, ts *testServer, o *Options) {
+				o.CAFile = writeCAFile(t, ts.auth)
+				o.Servers = []string{"http://replica-2:8443"}
+			},
+			wantErr: ErrConfig,
+		},
+		{
 			name: "existing identity",
 			setup: func(t *testing.T, ts *testServer, o *Options) {
 				o.CAFile = writeCAFile(t, ts.auth)
@@ -246,6 +254,22 @@ func TestEnroll(t *testing.T) {
 			_ = conn.Close()
 		})
 	}
+}
+
+// Every server given is stored, the one enrolled through first and
+// without repeats, so that `run` fails over between them.
+func TestEnrollStoresEveryServer(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	o := Options{Server: ts.URL + "/", Servers: []string{"https://replica-2:8443/", ts.URL},
+		Token: "good-token", StateDir: t.TempDir(), Hostname: "edge-1", CAFile: writeCAFile(t, ts.auth)}
+	_, err := Enroll(context.Background(), o)
+	require.NoError(t, err)
+	id, err := identity.Load(o.StateDir)
+	require.NoError(t, err)
+	assert.Equal(t, ts.URL, id.Info.Server)
+	assert.Equal(t, []string{ts.URL, "https://replica-2:8443"}, id.Info.Servers)
+	assert.Equal(t, id.Info.Servers, id.Info.ServerList())
 }
 
 // errTLS marks cases that must fail in the TLS handshake.

@@ -40,13 +40,29 @@ var (
 
 // Info is what the server told the agent at enrollment.
 type Info struct {
-	AgentID    uuid.UUID `json:"agent_id"`
-	HostID     uuid.UUID `json:"host_id"`
-	SiteID     uuid.UUID `json:"site_id"`
-	TenantID   uuid.UUID `json:"tenant_id"`
-	Server     string    `json:"server"`
+	AgentID  uuid.UUID `json:"agent_id"`
+	HostID   uuid.UUID `json:"host_id"`
+	SiteID   uuid.UUID `json:"site_id"`
+	TenantID uuid.UUID `json:"tenant_id"`
+	Server   string    `json:"server"`
+	// Servers are every server base URL given at enrollment (Server,
+	// the one enrolled through, among them): the replicas `run` fails
+	// over between. Identities enrolled before it hold only Server.
+	Servers    []string  `json:"servers,omitempty"`
 	Hostname   string    `json:"hostname"`
 	EnrolledAt time.Time `json:"enrolled_at"`
+}
+
+// ServerList returns the servers to connect to: Servers, or Server alone
+// for an identity that has no list.
+func (i Info) ServerList() []string {
+	if len(i.Servers) > 0 {
+		return i.Servers
+	}
+	if i.Server == "" {
+		return nil
+	}
+	return []string{i.Server}
 }
 
 // Identity is a loaded, consistent identity.
