@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -272,21 +271,7 @@ func (s *server) start() {
 // agent connections, from its Prometheus metrics.
 func (s *server) plansSent() int {
 	s.t.Helper()
-	resp, err := http.Get("http://" + s.metricsAddr + "/metrics")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(s.t, err)
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, `nkudo_hub_frames_sent_total{type="plan"} `); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			require.NoError(s.t, err, "%s", line)
-			return n
-		}
-	}
-	return 0
+	return int(s.gauge(`nkudo_hub_frames_sent_total{type="plan"}`))
 }
 
 // kill9 kills the server with SIGKILL: no shutdown, no flush.

@@ -42,7 +42,7 @@ func newReplicaOf(t *testing.T, first *server) *server {
 }
 
 // gauge reads one series of the server's metrics (exact name and labels);
-// 0 when the server does not answer.
+// 0 when the server does not answer or has no such series yet.
 func (s *server) gauge(series string) float64 {
 	s.t.Helper()
 	resp, err := http.Get("http://" + s.metricsAddr + "/metrics")

@@ -106,48 +106,57 @@ func (cs *ConsoleStream) deliver(data []byte) bool {
 	}
 }
 
-// consoleTable indexes open console streams by stream id.
-type consoleTable struct {
+// streamTable indexes console streams, or the tails relayed to other
+// replicas, by stream id.
+type streamTable[T interface {
+	comparable
+	ID() uuid.UUID
+}] struct {
 	mu sync.Mutex // guards m
-	m  map[uuid.UUID]*ConsoleStream
+	m  map[uuid.UUID]T
 }
 
-func (t *consoleTable) add(cs *ConsoleStream) {
+func (t *streamTable[T]) add(v T) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.m == nil {
-		t.m = make(map[uuid.UUID]*ConsoleStream)
+		t.m = make(map[uuid.UUID]T)
 	}
-	t.m[cs.id] = cs
+	t.m[v.ID()] = v
 }
 
-// remove reports whether cs was in the table.
-func (t *consoleTable) remove(cs *ConsoleStream) bool {
+// remove reports whether v was in the table.
+func (t *streamTable[T]) remove(v T) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.m[cs.id] != cs {
+	if t.m[v.ID()] != v {
 		return false
 	}
-	delete(t.m, cs.id)
+	delete(t.m, v.ID())
 	return true
 }
 
-// get returns stream id, nil when unknown.
-func (t *consoleTable) get(id uuid.UUID) *ConsoleStream {
+// get returns the entry of id, the zero T (nil) when unknown.
+func (t *streamTable[T]) get(id uuid.UUID) T {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.m[id]
 }
 
-// all returns every stream of the table.
-func (t *consoleTable) all() []*ConsoleStream {
+// all returns every entry of the table.
+func (t *streamTable[T]) all() []T {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]*ConsoleStream, 0, len(t.m))
-	for _, cs := range t.m {
-		out = append(out, cs)
+	out := make([]T, 0, len(t.m))
+	for _, v := range t.m {
+		out = append(out, v)
 	}
 	return out
+}
+
+// consoleTable indexes open console streams by stream id.
+type consoleTable struct {
+	streamTable[*ConsoleStream]
 }
 
 // lookup returns the stream id of session s, nil for an unknown stream or

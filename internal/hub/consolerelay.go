@@ -283,59 +283,15 @@ type servedConsole struct {
 	seen   atomic.Int64 // the reader's last word, Unix nanoseconds
 }
 
+// ID is the relayed stream's id.
+func (sv *servedConsole) ID() uuid.UUID { return sv.id }
+
 func (sv *servedConsole) halt() { sv.once.Do(func() { close(sv.stop) }) }
 
 func (sv *servedConsole) seenAt() time.Time { return time.Unix(0, sv.seen.Load()) }
 
 // servedTable indexes served tails by stream id.
-type servedTable struct {
-	mu sync.Mutex // guards m
-	m  map[uuid.UUID]*servedConsole
-}
-
-func (t *servedTable) add(sv *servedConsole) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.m == nil {
-		t.m = make(map[uuid.UUID]*servedConsole)
-	}
-	t.m[sv.id] = sv
-}
-
-func (t *servedTable) remove(sv *servedConsole) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.m[sv.id] == sv {
-		delete(t.m, sv.id)
-	}
-}
-
-func (t *servedTable) get(id uuid.UUID) *servedConsole {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.m[id]
-}
-
-func (t *servedTable) all() []*servedConsole {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]*servedConsole, 0, len(t.m))
-	for _, sv := range t.m {
-		out = append(out, sv)
-	}
-	return out
-}
-
-// beginRelay reserves a relay goroutine, refusing once Run stops.
-func (h *Hub) beginRelay() bool {
-	h.lifeMu.Lock()
-	defer h.lifeMu.Unlock()
-	if h.stopping {
-		return false
-	}
-	h.relayWG.Add(1)
-	return true
-}
+type servedTable = streamTable[*servedConsole]
 
 // onConsoleOpen starts relaying a tail when the agent's session is here.
 // Other replicas stay silent; a lost open times out on its reader.
@@ -348,7 +304,7 @@ func (h *Hub) onConsoleOpen(payload []byte) {
 		return
 	}
 	s := h.lookup(n.AgentID)
-	if s == nil || !h.beginRelay() {
+	if s == nil || !h.begin(&h.relayWG) {
 		return
 	}
 	sv := &servedConsole{id: n.StreamID, reader: n.Origin, stop: make(chan struct{})}

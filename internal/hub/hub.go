@@ -417,13 +417,16 @@ func (h *Hub) sweep(ctx context.Context) {
 }
 
 // beginSession reserves a place for a session, refusing once Run stops.
-func (h *Hub) beginSession() bool {
+func (h *Hub) beginSession() bool { return h.begin(&h.sessWG) }
+
+// begin counts a goroutine Run waits for in wg, refusing once Run stops.
+func (h *Hub) begin(wg *sync.WaitGroup) bool {
 	h.lifeMu.Lock()
 	defer h.lifeMu.Unlock()
 	if h.stopping {
 		return false
 	}
-	h.sessWG.Add(1)
+	wg.Add(1)
 	return true
 }
 

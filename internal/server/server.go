@@ -201,9 +201,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		OfflineAfter:      cfg.HeartbeatOfflineAfter,
 		Registerer:        s.registry,
 		Bus:               s.bus,
-		// Replicas share PostgreSQL only: a console opened on one is
-		// relayed from the replica holding the agent's session.
-		Clustered: engine == "postgres",
+		Clustered:         engine == "postgres", // replicas relay consoles
 	})
 	if cfg.NetBirdEnabled() {
 		s.mesh, err = newMesh(cfg, st, log.With("component", "netbird"), s.registry)
