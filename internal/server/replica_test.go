@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -206,44 +207,70 @@ func stream(t *testing.T, fn func(ctx context.Context) error) {
 	})
 }
 
-// Two replicas on one PostgreSQL database: the agent's session lives on
-// A; everything is asked of B, and reaches the session on A at once
-// (the agent never reconnects here).
-func TestReplicasShareOneDatabase(t *testing.T) {
+// cluster is two replicas on one PostgreSQL database, a tenant with an
+// admin key's client on B, and an agent enrolled through A (not yet
+// connected).
+type cluster struct {
+	a, b *replica
+	onB  *client.Client
+	site client.Site
+	id   *identity.Identity
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
 	dbURL := pgtest.URL(t)
 	dataDir := t.TempDir()
-	a := startReplica(t, dbURL, dataDir)
-	b := startReplica(t, dbURL, dataDir)
+	cl := &cluster{a: startReplica(t, dbURL, dataDir), b: startReplica(t, dbURL, dataDir)}
 	caPEM, err := os.ReadFile(filepath.Join(dataDir, "pki", "ca.crt"))
 	require.NoError(t, err)
-	ctx := t.Context()
+	cl.onB, cl.site, cl.id = bootstrapAndEnroll(t, cl.b, cl.a, caPEM, filepath.Join(dataDir, "pki", "ca.crt"), "replicas")
+	return cl
+}
 
-	onB, site, id := bootstrapAndEnroll(t, b, a, caPEM, filepath.Join(dataDir, "pki", "ca.crt"), "replicas")
-
-	// B's event stream, open before anything happens on A.
-	events := newRecorder[client.Event]()
-	stream(t, func(ctx context.Context) error { return onB.Events(ctx, 0, events.add) })
-
-	ag := dial(t, a, id)
-	// hello_ack precedes the store work (the batched heartbeat path marks
-	// the host online shortly after): wait until B sees the host online.
+// connectToA dials the agent's session on A and waits until B sees the
+// host online (hello_ack precedes the store work: the batched heartbeat
+// path marks the host online shortly after).
+func (cl *cluster) connectToA(t *testing.T) *wireAgent {
+	t.Helper()
+	ag := dial(t, cl.a, cl.id)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		h, err := onB.GetHost(ctx, id.Info.HostID)
+		h, err := cl.onB.GetHost(t.Context(), cl.id.Info.HostID)
 		require.NoError(t, err)
 		if h.Online {
-			break
+			return ag
 		}
 		require.True(t, time.Now().Before(deadline), "host never came online")
 		time.Sleep(20 * time.Millisecond)
 	}
+}
 
-	// A plan created through B reaches the session on A.
+// createVM creates a VM on the agent's host through B.
+func (cl *cluster) createVM(t *testing.T) client.CreatedVM {
+	t.Helper()
 	start := true
-	created, err := onB.CreateVM(ctx, client.CreateVMRequest{Name: "web", SiteID: site.ID, HostID: &id.Info.HostID,
+	created, err := cl.onB.CreateVM(t.Context(), client.CreateVMRequest{Name: "web", SiteID: cl.site.ID, HostID: &cl.id.Info.HostID,
 		VCPUs: 1, MemoryMiB: 256, DiskImage: "/var/lib/images/debian-12.raw", Start: &start})
 	require.NoError(t, err)
 	require.NotNil(t, created.Plan)
+	return created
+}
+
+// Two replicas on one PostgreSQL database: the agent's session lives on
+// A; everything is asked of B, and reaches the session on A at once
+// (the agent never reconnects here).
+func TestReplicasShareOneDatabase(t *testing.T) {
+	cl := newCluster(t)
+	ctx, id, onB := t.Context(), cl.id, cl.onB
+
+	// B's event stream, open before anything happens on A.
+	events := newRecorder[client.Event]()
+	stream(t, func(ctx context.Context) error { return onB.Events(ctx, 0, events.add) })
+	ag := cl.connectToA(t)
+
+	// A plan created through B reaches the session on A.
+	created := cl.createVM(t)
 	env := ag.next(agentproto.TypePlan)
 	wp, err := agentproto.DecodeData[agentproto.Plan](env)
 	require.NoError(t, err)
@@ -318,4 +345,58 @@ func TestSQLiteServerRunsLocalBus(t *testing.T) {
 	tenant, err := r.client(t, caPEM, adminKey, "").CreateTenant(t.Context(), "solo")
 	require.NoError(t, err)
 	require.Equal(t, "solo", tenant.Name)
+}
+
+// A console read through B from the agent on A, over PostgreSQL
+// LISTEN/NOTIFY: a full 64 KiB snapshot (chunked under NOTIFY's payload
+// limit) answers the one-shot read, which stops the tail; a follower on
+// B sees live output, and its leaving stops the tail on the agent.
+func TestConsoleRelayedOverPostgres(t *testing.T) {
+	cl := newCluster(t)
+	ag := cl.connectToA(t)
+	vm := cl.createVM(t)
+	ctx := t.Context()
+
+	type answer struct {
+		body []byte
+		err  error
+	}
+	oneShot := make(chan answer, 1)
+	go func() {
+		b, err := cl.onB.Console(ctx, vm.ID)
+		oneShot <- answer{b, err}
+	}()
+	start, err := agentproto.DecodeData[agentproto.ConsoleStart](ag.next(agentproto.TypeConsoleStart))
+	require.NoError(t, err)
+	snapshot := bytes.Repeat([]byte("0123456789abcdef"), agentproto.MaxConsoleChunkBytes/16)
+	ag.send(&agentproto.ConsoleData{VMID: vm.ID, StreamID: start.StreamID, Data: snapshot})
+	ag.send(&agentproto.ConsoleData{VMID: vm.ID, StreamID: start.StreamID, SnapshotDone: true})
+	select {
+	case got := <-oneShot:
+		require.NoError(t, got.err)
+		require.Equal(t, snapshot, got.body)
+	case <-time.After(waitFor):
+		t.Fatal("no one-shot console answer through B")
+	}
+	stop, err := agentproto.DecodeData[agentproto.ConsoleStop](ag.next(agentproto.TypeConsoleStop))
+	require.NoError(t, err)
+	require.Equal(t, start.StreamID, stop.StreamID)
+
+	chunks := newRecorder[[]byte]()
+	fctx, leave := context.WithCancel(ctx)
+	followed := make(chan error, 1)
+	go func() {
+		followed <- cl.onB.FollowConsole(fctx, vm.ID, func(c []byte) error { return chunks.add(bytes.Clone(c)) })
+	}()
+	start, err = agentproto.DecodeData[agentproto.ConsoleStart](ag.next(agentproto.TypeConsoleStart))
+	require.NoError(t, err)
+	ag.send(&agentproto.ConsoleData{VMID: vm.ID, StreamID: start.StreamID, Data: []byte("web login: ")})
+	chunks.wait(t, "live console output through B", func(got [][]byte) bool {
+		return bytes.Contains(bytes.Join(got, nil), []byte("web login: "))
+	})
+	leave()
+	require.ErrorIs(t, <-followed, context.Canceled)
+	stop, err = agentproto.DecodeData[agentproto.ConsoleStop](ag.next(agentproto.TypeConsoleStop))
+	require.NoError(t, err)
+	require.Equal(t, start.StreamID, stop.StreamID, "the follower leaving B stopped the tail on A")
 }
