@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kubedoio/n-kudo/internal/hypervisor"
@@ -175,5 +176,28 @@ func TestProbeHypervisor(t *testing.T) {
 			got.Unavailable = ""
 			require.Equal(t, tc.want, got)
 		})
+	}
+}
+
+// --server is repeatable (and takes a comma-separated list), on enroll
+// and run alike, with NKUDO_SERVER (comma-separated) as the default.
+func TestServerFlagRepeatable(t *testing.T) {
+	t.Setenv(envServer, "https://env-1:8443, https://env-2:8443")
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"environment", nil, []string{"https://env-1:8443", "https://env-2:8443"}},
+		{"repeated", []string{"--server", "https://a:8443", "--server", "https://b:8443"}, []string{"https://a:8443", "https://b:8443"}},
+		{"comma-separated", []string{"--server", "https://a:8443,https://b:8443"}, []string{"https://a:8443", "https://b:8443"}},
+	}
+	for _, tc := range cases {
+		for _, cmd := range []*cobra.Command{newEnrollCmd(), newRunCmd()} {
+			require.NoError(t, cmd.Flags().Parse(tc.args), tc.name)
+			got, err := cmd.Flags().GetStringSlice("server")
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got, "%s: %s", cmd.Name(), tc.name)
+		}
 	}
 }
