@@ -11,8 +11,9 @@ import (
 	"github.com/kubedoio/n-kudo/internal/agentproto"
 )
 
-// ErrAgentOffline: the agent has no live session on this hub, or its
-// session ended while a console stream was open.
+// ErrAgentOffline: the agent has no live session on this hub (on no
+// replica, for a clustered hub), or its session ended while a console
+// stream was open.
 var ErrAgentOffline = errors.New("agent not connected")
 
 // ConsoleBufferChunks bounds the console_data chunks waiting for one
