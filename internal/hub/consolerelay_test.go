@@ -206,3 +206,60 @@ func TestQuietRelayedConsoleStaysOpen(t *testing.T) {
 	require.Equal(t, []byte("still here"), readUntil(t, cs, len("still here")))
 	c.roundTrip() // no console_stop came before the answer
 }
+
+// A relayed reader is bounded like a local one: one that does not read
+// is cut off as lagging once its buffer (the bytes of
+// hub.ConsoleBufferChunks full chunks) is full, and a lost notice (a gap
+// in the holder's numbering) cuts it off too; either way the tail on the
+// agent is stopped.
+func TestRelayedConsoleReaderIsBounded(t *testing.T) {
+	t.Parallel()
+	data := make(chan []byte, 4096)
+	p := newReplicaPair(t, 0, func(bus *notify.Local) {
+		require.NoError(t, bus.Subscribe(hub.TopicConsoleData, func(b []byte) { data <- b }))
+	})
+	ag, vm, c := p.agentOnA()
+
+	cases := []struct {
+		name string
+		// disturb makes the reader lag, given the agent's stream id and
+		// the reader's.
+		disturb func(t *testing.T, stream, reader uuid.UUID)
+	}{
+		{"reader does not read", func(t *testing.T, stream, _ uuid.UUID) {
+			chunk := bytes.Repeat([]byte("x"), agentproto.MaxConsoleChunkBytes)
+			for range hub.ConsoleBufferChunks + 1 {
+				c.send(agentproto.TypeConsoleData, "", &agentproto.ConsoleData{VMID: vm, StreamID: stream, Data: chunk})
+			}
+		}},
+		{"a notice is lost", func(t *testing.T, _, reader uuid.UUID) {
+			// The holder's first notice says who it is; a notice from it
+			// that skips a number stands for one the bus lost.
+			var first struct {
+				Origin   uuid.UUID `json:"origin"`
+				StreamID uuid.UUID `json:"stream_id"`
+			}
+			for first.StreamID != reader {
+				require.NoError(t, json.Unmarshal(<-data, &first))
+			}
+			skip, err := json.Marshal(map[string]any{"origin": first.Origin, "stream_id": reader, "seq": 3, "data": []byte("late")})
+			require.NoError(t, err)
+			require.NoError(t, p.bus.Publish(context.Background(), hub.TopicConsoleData, skip))
+		}},
+	}
+	for _, tc := range cases {
+		cs, err := p.b.hub.OpenConsole(t.Context(), ag.id, vm)
+		require.NoError(t, err, tc.name)
+		start := decodeConsoleStart(t, c.expect(agentproto.TypeConsoleStart))
+		tc.disturb(t, start.StreamID, cs.ID())
+		stop, err := agentproto.DecodeData[agentproto.ConsoleStop](c.expect(agentproto.TypeConsoleStop))
+		require.NoError(t, err, tc.name)
+		require.Equal(t, start.StreamID, stop.StreamID, tc.name)
+		for range cs.C() {
+		}
+		require.ErrorIs(t, cs.Err(), hub.ErrLagged, tc.name)
+		cs.Close()
+	}
+	c.roundTrip()
+	require.True(t, p.a.hub.Online(ag.id), "a lagging relayed reader never costs the agent its session")
+}
