@@ -131,7 +131,7 @@ func createOn(t *testing.T, s *server, tn tenant, ag *agent, name string) rollin
 	}
 	s.must(http.StatusCreated, "POST", "/v1/vms", tn.key, map[string]any{
 		"name": name, "site_id": tn.site, "host_id": ag.hostID, "vcpus": 1, "memory_mib": 128,
-		"disk_image": "/var/lib/nkudo/images/alpine.raw",
+		"disk_image": filepath.Join(imagesDir, sampleImage),
 	}).into(t, &out)
 	require.Len(t, out.Plan.Actions, 1)
 	return rollingPlan{ag: ag, vm: out.VM.ID, plan: out.Plan}
