@@ -185,13 +185,22 @@ func TestRollingRestart(t *testing.T) {
 
 	for _, p := range plans {
 		got := a.waitPlan(tn, p.plan.ID, store.StatusSucceeded)
-		starts, resumes := a.runsOf(tn, got.Actions[0].ExecutionID)
-		require.Equal(t, 1, starts, "plan %s ran once", p.plan.ID)
-		require.Zero(t, resumes, "plan %s was not interrupted", p.plan.ID)
+		// The execution log is flushed on its own path, and may land
+		// just after the result.
+		eventually(t, "the execution's start line", func() bool {
+			starts, _ := a.runsOf(tn, got.Actions[0].ExecutionID)
+			return starts > 0
+		})
 		require.True(t, p.ag.finished(got.Actions[0].ID), "the agent recorded the action")
 		require.Equal(t, "running", p.ag.simState(p.vm))
 	}
 	for _, ag := range fleet {
 		a.waitOnline(tn, ag.hostID)
+	}
+	// Every execution's log, complete by now, shows one run.
+	for _, p := range plans {
+		starts, resumes := a.runsOf(tn, p.plan.Actions[0].ExecutionID)
+		require.Equal(t, 1, starts, "plan %s ran once", p.plan.ID)
+		require.Zero(t, resumes, "plan %s was not interrupted", p.plan.ID)
 	}
 }
