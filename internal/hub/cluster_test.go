@@ -152,16 +152,16 @@ func TestClusterAnnouncesToOtherReplicas(t *testing.T) {
 	require.Equal(t, away.id, pn.AgentID)
 	require.Equal(t, ce.tenant, pn.TenantID)
 
-	// A plan for a session here goes straight to it, without a notice.
+	// A plan for a session here goes straight to it, and is announced
+	// too: the agent may have moved to another replica while the session
+	// here is half-open (TestPlanReachesAgentThatMovedReplica).
 	c, _ := ce.connect(here)
 	q := ce.createPlan(here, ce.createVM(here, store.VMStopped), store.ActionMicroVMStart)
 	ce.hub.DispatchPlan(q)
 	require.Equal(t, q.ID, decodePlan(t, c.expect(agentproto.TypePlan)).PlanID)
-	select {
-	case got := <-ce.heard[hub.TopicPlanDispatch]:
-		t.Fatalf("unexpected plan notice %s", got)
-	default:
-	}
+	ce.hear(hub.TopicPlanDispatch, &pn)
+	require.Equal(t, q.ID, pn.PlanID)
+	require.Equal(t, here.id, pn.AgentID)
 
 	// Persisted log lines are announced with their range.
 	exec := q.Actions[0].ExecutionID
@@ -189,6 +189,30 @@ func TestClusterAnnouncesToOtherReplicas(t *testing.T) {
 	}
 	ce.hear(hub.TopicAgentRevoke, &rn)
 	require.Equal(t, here.id, rn.AgentID)
+}
+
+// TestPlanReachesAgentThatMovedReplica: an agent's connection to replica
+// A went half-open (A has not noticed yet) and the agent reconnected to
+// replica B, whose hello read the pending plans before the next plan was
+// stored on A. That plan must reach the agent on B now, not at its next
+// reconnect: A announces it although it still holds a session.
+func TestPlanReachesAgentThatMovedReplica(t *testing.T) {
+	t.Parallel()
+	bus := notify.NewLocal(notify.LocalOptions{})
+	ra := newEnv(t, func(o *hub.Options) { o.Bus = bus })
+	rb := ra.replica(func(o *hub.Options) { o.Bus = bus })
+	runBus(t, bus)
+	ag := ra.enroll()
+	vm := ra.createVM(ag, store.VMStopped)
+	// The old connection, which the agent no longer reads.
+	_, _ = ra.connect(ag)
+	live, _ := rb.connect(ag)
+	require.True(t, ra.hub.Online(ag.id), "replica A still holds the half-open session")
+
+	p := ra.createPlan(ag, vm, store.ActionMicroVMStart)
+	ra.hub.DispatchPlan(p)
+	require.Equal(t, p.ID, decodePlan(t, live.expect(agentproto.TypePlan)).PlanID)
+	live.roundTrip() // and only once
 }
 
 // A notification gap (the bus dropped notices) re-sends every local

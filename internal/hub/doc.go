@@ -26,13 +26,15 @@
 // persisted.
 //
 // Several replicas may share one PostgreSQL database, each with its own
-// hub; an agent's session lives on one of them. With Options.Bus set, a
-// plan for an agent not connected here and every revocation are announced
-// (ids only) on the bus, and the hub holding the session acts on them;
-// after each log flush the hub announces which execution lines were
-// stored, and other replicas' hubs re-read them from the store for their
-// followers. Everything on the local session keeps its direct path: a
-// lone replica pays nothing but one notice per log flush. Lost notices
+// hub; an agent's session lives on one of them. With Options.Bus set,
+// every plan and every revocation is announced (ids only) on the bus, and
+// the hub holding the session acts on them: even with a session here,
+// since it may be a half-open older one whose agent already reconnected
+// elsewhere. After each log flush the hub announces which execution lines
+// were stored, and other replicas' hubs re-read them from the store for
+// their followers. Everything on the local session keeps its direct path:
+// a lone replica pays nothing but one notice per plan and per log flush.
+// Lost notices
 // (the bus reports gaps) re-send unacknowledged plans, re-check agents
 // for revocation and make followers catch up from the store.
 //

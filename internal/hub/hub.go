@@ -503,13 +503,19 @@ func (h *Hub) Sessions() int {
 // DispatchPlan sends a freshly stored plan to its agent if the agent is
 // connected here. It never blocks on the session: a session whose queue
 // is full is closed as a slow consumer, and the plan, still pending in the
-// store, is sent again after the agent's next hello. When the agent is not
-// connected here and the hub has a Bus, the plan is announced to the other
-// replicas (a bounded wait), and the one holding the session sends it.
+// store, is sent again after the agent's next hello. When the hub has a
+// Bus, the plan is also announced to the other replicas (a bounded wait),
+// and the one holding the session sends it.
+//
+// The announcement goes out even when a session is here, as a revocation
+// does: that session may be a half-open older one whose agent has already
+// reconnected to another replica (this hub notices only when the session
+// goes silent). Without the notice the plan would reach the agent only at
+// its next reconnect, since the live session's hello read the pending
+// plans before this one was stored. The agent ignores a plan it holds.
 func (h *Hub) DispatchPlan(p store.Plan) {
 	if s := h.lookup(p.AgentID); s != nil {
 		s.dispatch(p)
-		return
 	}
 	if h.bus != nil {
 		h.publish(TopicPlanDispatch, planNotice{Origin: h.node, TenantID: p.TenantID, AgentID: p.AgentID, PlanID: p.ID})

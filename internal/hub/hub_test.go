@@ -93,9 +93,26 @@ func newEnv(t testing.TB, tweak func(*hub.Options)) *env {
 		ExpiresAt: now.Add(time.Hour), MaxUses: 100000, CreatedAt: now,
 	}))
 
+	e.serve(tweak)
+	return e
+}
+
+// replica is a second hub on e's store and CA, behind its own listener,
+// as another server replica sharing the database.
+func (e *env) replica(tweak func(*hub.Options)) *env {
+	e.t.Helper()
+	r := *e
+	r.serve(tweak)
+	return &r
+}
+
+// serve runs a hub on e's store behind a TLS listener until the test ends.
+func (e *env) serve(tweak func(*hub.Options)) {
+	t := e.t
+	t.Helper()
 	opts := hub.Options{
-		Store:         st,
-		Authority:     auth,
+		Store:         e.st,
+		Authority:     e.auth,
 		Now:           e.clock.Now,
 		FlushInterval: 20 * time.Millisecond,
 		OfflineAfter:  time.Minute,
@@ -116,7 +133,7 @@ func newEnv(t testing.TB, tweak func(*hub.Options)) *env {
 	}()
 
 	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(e.hub.ServeAgent))
-	e.srv.TLS = auth.ServerTLSConfig()
+	e.srv.TLS = e.auth.ServerTLSConfig()
 	e.srv.StartTLS()
 	t.Cleanup(func() {
 		stop()
@@ -128,7 +145,6 @@ func newEnv(t testing.TB, tweak func(*hub.Options)) *env {
 		}
 		e.srv.Close()
 	})
-	return e
 }
 
 // enroll creates an agent through the store, with a certificate from the
@@ -357,6 +373,13 @@ func (e *env) createVM(a *agent, actual string) uuid.UUID {
 // createPlan stores a one-action plan for the agent.
 func (e *env) createPlan(a *agent, vm uuid.UUID, typ string) store.Plan {
 	e.t.Helper()
+	p := newPlan(e, a, vm, typ)
+	require.NoError(e.t, e.st.CreatePlan(context.Background(), p))
+	return p
+}
+
+// newPlan is a one-action plan for the agent, not stored yet.
+func newPlan(e *env, a *agent, vm uuid.UUID, typ string) store.Plan {
 	now := time.Now()
 	p := store.Plan{
 		ID: store.NewID(), TenantID: e.tenant, SiteID: e.site, HostID: a.host, AgentID: a.id,
@@ -366,7 +389,6 @@ func (e *env) createPlan(a *agent, vm uuid.UUID, typ string) store.Plan {
 		ID: store.NewID(), PlanID: p.ID, Seq: 0, Type: typ, VMID: vm,
 		Params: json.RawMessage(`{}`), Status: store.StatusPending, ExecutionID: store.NewID(), UpdatedAt: now,
 	}}
-	require.NoError(e.t, e.st.CreatePlan(context.Background(), p))
 	return p
 }
 
