@@ -9,6 +9,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,7 +45,14 @@ type env struct {
 	token  string
 }
 
-func newEnv(t *testing.T) *env {
+// waitTimeout bounds every wait for something the agent and the hub do
+// asynchronously. It is an upper bound only, sized for a loaded 2-core
+// machine running the suite with -race: a passing test never waits it out.
+const waitTimeout = time.Minute
+
+// newEnv starts the server side; tweaks adjust the hub's options (a test
+// may wrap the store, say).
+func newEnv(t *testing.T, tweaks ...func(*hub.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -53,7 +63,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { _ = st.Close() })
 	e := &env{t: t, auth: auth, st: st, tenant: store.NewID(), site: store.NewID()}
 	now := time.Now()
-	require.NoError(t, st.CreateTenant(ctx, store.Tenant{ID: e.tenant, Name: "t-" + e.tenant.String()[:8], CreatedAt: now}))
+	require.NoError(t, st.CreateTenant(ctx, store.Tenant{ID: e.tenant, Name: "t-" + e.tenant.String(), CreatedAt: now}))
 	require.NoError(t, st.CreateSite(ctx, store.Site{ID: e.site, TenantID: e.tenant, Name: "edge", CreatedAt: now, UpdatedAt: now}))
 	e.token = "tok-" + store.NewID().String()
 	hash := sha256.Sum256([]byte(e.token))
@@ -61,10 +71,14 @@ func newEnv(t *testing.T) *env {
 		ID: store.NewID(), TenantID: e.tenant, SiteID: e.site, Hash: hash[:],
 		ExpiresAt: now.Add(time.Hour), MaxUses: 100, CreatedAt: now,
 	}))
-	e.hub = hub.New(hub.Options{
+	opts := hub.Options{
 		Store: st, Authority: auth, HeartbeatInterval: time.Second,
 		FlushInterval: 20 * time.Millisecond, OfflineAfter: time.Minute,
-	})
+	}
+	for _, tweak := range tweaks {
+		tweak(&opts)
+	}
+	e.hub = hub.New(opts)
 	runCtx, stop := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
 	go func() { runDone <- e.hub.Run(runCtx) }()
@@ -158,7 +172,7 @@ func (e *env) start(ta *testAgent, tweak func(*agent.Options)) {
 // wait polls cond until it holds or the deadline passes.
 func wait(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(waitTimeout)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
@@ -169,29 +183,47 @@ func wait(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// createVMPlan stores a VM and a plan that creates and boots it.
-func (e *env) createVMPlan(ta *testAgent) (store.Plan, uuid.UUID) {
+// submitVMPlan stores a VM and a plan that creates and boots it, then
+// dispatches the plan, as the API does (internal/api submitPlanWith):
+// commit, then DispatchPlan. A plan only stored would reach an agent whose
+// hello's pending-plans lookup ran before the commit at its next
+// reconnect only.
+func (e *env) submitVMPlan(ta *testAgent) (store.Plan, uuid.UUID) {
 	e.t.Helper()
-	ctx := context.Background()
+	p, vm := newVMPlan(e, ta)
+	require.NoError(e.t, e.submit(p, vm))
+	return p, vm.ID
+}
+
+// newVMPlan is a VM and a plan that creates and boots it, not stored yet.
+func newVMPlan(e *env, ta *testAgent) (store.Plan, store.VM) {
 	now := time.Now()
-	vm := store.NewID()
-	name := "vm-" + vm.String()[24:]
-	require.NoError(e.t, e.st.CreateVM(ctx, store.VM{
-		ID: vm, TenantID: e.tenant, SiteID: e.site, HostID: ta.host, Name: name,
+	id := store.NewID()
+	vm := store.VM{
+		ID: id, TenantID: e.tenant, SiteID: e.site, HostID: ta.host, Name: "vm-" + id.String(),
 		DesiredState: store.VMRunning, ActualState: store.VMCreating, VCPUs: 1, MemoryMiB: 128,
 		Spec: json.RawMessage(`{"disk_image":"/img/root.img"}`), CreatedAt: now, UpdatedAt: now,
-	}))
-	params := fmt.Sprintf(`{"name":%q,"vcpus":1,"memory_mib":128,"disk_image":%q}`, name, filepath.Join(ta.stateDir, "images", "root.img"))
+	}
+	params := fmt.Sprintf(`{"name":%q,"vcpus":1,"memory_mib":128,"disk_image":%q}`, vm.Name, filepath.Join(ta.stateDir, "images", "root.img"))
 	p := store.Plan{
 		ID: store.NewID(), TenantID: e.tenant, SiteID: e.site, HostID: ta.host, AgentID: ta.id,
 		Status: store.StatusPending, CreatedAt: now, UpdatedAt: now,
 	}
 	p.Actions = []store.PlanAction{{
-		ID: store.NewID(), PlanID: p.ID, Seq: 0, Type: store.ActionMicroVMCreate, VMID: vm,
+		ID: store.NewID(), PlanID: p.ID, Seq: 0, Type: store.ActionMicroVMCreate, VMID: id,
 		Params: json.RawMessage(params), Status: store.StatusPending, ExecutionID: store.NewID(), UpdatedAt: now,
 	}}
-	require.NoError(e.t, e.st.CreatePlan(ctx, p))
 	return p, vm
+}
+
+// submit stores the VM and its plan in one transaction, as the API's VM
+// create does, and dispatches the plan once committed.
+func (e *env) submit(p store.Plan, vm store.VM) error {
+	if err := e.st.CreateVMWithPlan(context.Background(), vm, p); err != nil {
+		return fmt.Errorf("storing vm %s and its plan: %w", vm.ID, err)
+	}
+	e.hub.DispatchPlan(p)
+	return nil
 }
 
 func (e *env) planStatus(id uuid.UUID) string {
@@ -234,8 +266,7 @@ func TestSessionRunsPlans(t *testing.T) {
 	})
 
 	// A plan dispatched to the live session.
-	p, vm := e.createVMPlan(ta)
-	e.hub.DispatchPlan(p)
+	p, vm := e.submitVMPlan(ta)
 	e.checkRan(ta, p, vm)
 
 	// Graceful shutdown, then a plan created while the agent is offline
@@ -243,9 +274,62 @@ func TestSessionRunsPlans(t *testing.T) {
 	ta.stop()
 	require.NoError(t, <-ta.done)
 	wait(t, "agent offline", func() bool { return !e.hub.Online(ta.id) })
-	p2, vm2 := e.createVMPlan(ta)
+	p2, vm2 := e.submitVMPlan(ta)
 	e.start(ta, nil)
 	e.checkRan(ta, p2, vm2)
+}
+
+// helloHookStore runs after once, right after the first pending-plans
+// query that covers agent (the hello's lookup), before the hub has the
+// answer: it injects "a plan is submitted while the hello is served".
+type helloHookStore struct {
+	store.Store
+	agent atomic.Pointer[uuid.UUID]
+	after func()
+	once  sync.Once
+}
+
+func (s *helloHookStore) PendingPlansOf(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]store.Plan, error) {
+	plans, err := s.Store.PendingPlansOf(ctx, ids)
+	if a := s.agent.Load(); a != nil && slices.Contains(ids, *a) {
+		s.once.Do(s.after)
+	}
+	return plans, err
+}
+
+// PendingPlans goes through PendingPlansOf, so a hello served before the
+// hub's batcher runs is hooked too.
+func (s *helloHookStore) PendingPlans(ctx context.Context, agentID uuid.UUID) ([]store.Plan, error) {
+	plans, err := s.PendingPlansOf(ctx, []uuid.UUID{agentID})
+	return plans[agentID], err
+}
+
+// TestPlanSubmittedDuringHelloRuns: a plan submitted right after the
+// hello's pending-plans query read the store runs at once, without a
+// reconnect. That ordering is what lost TestConsoleTail's plan under CPU
+// contention (issue 16): its helper stored the plan without dispatching
+// it, which only a hello that comes after the commit picks up.
+func TestPlanSubmittedDuringHelloRuns(t *testing.T) {
+	t.Parallel()
+	hs := &helloHookStore{}
+	e := newEnv(t, func(o *hub.Options) { hs.Store = o.Store; o.Store = hs })
+	ta := e.enroll(time.Hour)
+	p, vm := newVMPlan(e, ta)
+	// The hook runs on the hub's lookup goroutine: it records its error
+	// for the test goroutine instead of failing there.
+	var submitted atomic.Bool
+	var submitErr error
+	hs.after = func() {
+		submitErr = e.submit(p, vm)
+		submitted.Store(true)
+	}
+	hs.agent.Store(&ta.id)
+	bo := &backoff.Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond}
+	e.start(ta, func(o *agent.Options) { o.Backoff = bo })
+	wait(t, "the hello's pending-plans lookup", submitted.Load)
+	require.NoError(t, submitErr)
+	e.checkRan(ta, p, vm.ID)
+	assert.Equal(t, 0, bo.Attempt(), "the session was not dropped")
 }
 
 func TestSessionReconnectsAfterServerDropsIt(t *testing.T) {
@@ -257,8 +341,7 @@ func TestSessionReconnectsAfterServerDropsIt(t *testing.T) {
 	e.srv.CloseClientConnections()
 	// Whether or not the dispatch finds a live session, the plan stays
 	// pending and reaches the agent after its reconnect.
-	p, vm := e.createVMPlan(ta)
-	e.hub.DispatchPlan(p)
+	p, vm := e.submitVMPlan(ta)
 	e.checkRan(ta, p, vm)
 	assert.True(t, e.hub.Online(ta.id))
 }
@@ -276,7 +359,7 @@ func TestRevokedAgentStops(t *testing.T) {
 	case err := <-ta.done:
 		require.ErrorIs(t, err, agent.ErrStopped)
 		assert.Contains(t, err.Error(), "4002")
-	case <-time.After(15 * time.Second):
+	case <-time.After(waitTimeout):
 		t.Fatal("revoked agent kept running")
 	}
 
@@ -287,7 +370,7 @@ func TestRevokedAgentStops(t *testing.T) {
 	case err := <-ta.done:
 		require.ErrorIs(t, err, agent.ErrStopped)
 		assert.Contains(t, err.Error(), "403")
-	case <-time.After(15 * time.Second):
+	case <-time.After(waitTimeout):
 		t.Fatal("refused agent kept running")
 	}
 }
@@ -313,8 +396,7 @@ func TestCertRenewalKeepsSession(t *testing.T) {
 	id, err := identity.Load(ta.stateDir)
 	require.NoError(t, err)
 	assert.Equal(t, serialOf(), fmt.Sprintf("%x", id.Cert.Leaf.SerialNumber))
-	p, vm := e.createVMPlan(ta)
 	e.srv.CloseClientConnections()
-	e.hub.DispatchPlan(p)
+	p, vm := e.submitVMPlan(ta)
 	e.checkRan(ta, p, vm)
 }

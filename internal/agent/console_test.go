@@ -16,15 +16,15 @@ import (
 	"github.com/kubedoio/n-kudo/internal/store"
 )
 
-// recv returns the next console chunk of a stream, failing after 15 s.
+// recv returns the next console chunk of a stream, failing after waitTimeout.
 func recv(t *testing.T, cs *hub.ConsoleStream) []byte {
 	t.Helper()
 	select {
 	case b, ok := <-cs.C():
 		require.True(t, ok, "stream ended: %v", cs.Err())
 		return b
-	case <-time.After(15 * time.Second):
-		t.Fatal("no console data within 15s")
+	case <-time.After(waitTimeout):
+		t.Fatal("no console data in time")
 		return nil
 	}
 }
@@ -46,7 +46,7 @@ func bootedVM(t *testing.T) (e *env, ta *testAgent, vm uuid.UUID, logPath string
 	e = newEnv(t)
 	ta = e.enroll(time.Hour)
 	e.start(ta, func(o *agent.Options) { o.RuntimeDir = filepath.Join(ta.stateDir, "runtime") })
-	p, vm := e.createVMPlan(ta)
+	p, vm := e.submitVMPlan(ta)
 	wait(t, "plan to succeed", func() bool { return e.planStatus(p.ID) == store.StatusSucceeded })
 	return e, ta, vm, filepath.Join(ta.stateDir, "runtime", vm.String(), agent.ConsoleLogName)
 }
@@ -130,8 +130,8 @@ func TestConsoleSnapshotMarker(t *testing.T) {
 			defer cs.Close()
 			select {
 			case <-cs.Snapshot():
-			case <-time.After(15 * time.Second):
-				t.Fatal("no end-of-snapshot marker within 15s")
+			case <-time.After(waitTimeout):
+				t.Fatal("no end-of-snapshot marker in time")
 			}
 			var got []byte
 			for len(cs.C()) > 0 {
