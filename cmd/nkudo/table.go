@@ -12,8 +12,10 @@ import (
 	"github.com/kubedoio/n-kudo/internal/client"
 )
 
-// names resolves ids to display names in tables; unknown ids print as
-// their short form.
+// names resolves ids to display names in tables; unknown ids print in
+// full: ids are UUIDv7, whose first characters are their creation time,
+// so a shortened id would name every object made in the same minute
+// alike (and the commands take full ids).
 type names struct {
 	sites map[uuid.UUID]string
 	hosts map[uuid.UUID]client.Host
@@ -23,7 +25,7 @@ func (n names) site(id uuid.UUID) string {
 	if s, ok := n.sites[id]; ok {
 		return s
 	}
-	return shortID(id)
+	return id.String()
 }
 
 // host names a host, labelling simulated ones so nobody mistakes a sim
@@ -34,15 +36,13 @@ func (n names) host(id uuid.UUID) string {
 	}
 	h, ok := n.hosts[id]
 	if !ok {
-		return shortID(id)
+		return id.String()
 	}
 	if h.Simulated() {
 		return h.Hostname + " [simulated]"
 	}
 	return h.Hostname
 }
-
-func shortID(id uuid.UUID) string { return id.String()[:8] }
 
 func dash(s string) string {
 	if s == "" {

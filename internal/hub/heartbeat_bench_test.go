@@ -24,7 +24,7 @@ func seedHosts(b *testing.B, st store.Store, n int) []hostUpdate {
 	ctx := context.Background()
 	now := time.Now()
 	tenant, site := store.NewID(), store.NewID()
-	require.NoError(b, st.CreateTenant(ctx, store.Tenant{ID: tenant, Name: "bench-" + tenant.String()[:8], CreatedAt: now}))
+	require.NoError(b, st.CreateTenant(ctx, store.Tenant{ID: tenant, Name: "bench-" + tenant.String(), CreatedAt: now}))
 	require.NoError(b, st.CreateSite(ctx, store.Site{ID: site, TenantID: tenant, Name: "s", CreatedAt: now, UpdatedAt: now}))
 	hash := sha256.Sum256([]byte(tenant.String()))
 	require.NoError(b, st.CreateEnrollmentToken(ctx, store.EnrollmentToken{

@@ -198,6 +198,14 @@ type logSendStats struct {
 	lastAck             int64 // unix nanos
 }
 
+// execTag names an execution in a load line with the random last 8
+// characters of its id: the first ones of a UUIDv7 are its creation time,
+// the same for every execution of a run. Eight keep the line's size.
+func execTag(exec uuid.UUID) string {
+	s := exec.String()
+	return s[len(s)-8:]
+}
+
 // logAckTimeout bounds the wait for one log_ack.
 const logAckTimeout = 10 * time.Second
 
@@ -216,7 +224,7 @@ func (r *runner) sendLogs(ctx context.Context, a *simAgent, exec uuid.UUID, dead
 			for j := range lines {
 				next++
 				lines[j] = agentproto.LogLine{Seq: next, At: at, Stream: agentproto.StreamStdout,
-					Message: fmt.Sprintf("load line %d of %s %s", next, exec.String()[:8], pad)}
+					Message: fmt.Sprintf("load line %d of %s %s", next, execTag(exec), pad)}
 			}
 			if err := a.send(ctx, "", agentproto.LogBatch{ExecutionID: exec, Lines: lines}); err != nil {
 				r.fleet.stats.sendErrors.Add(1)

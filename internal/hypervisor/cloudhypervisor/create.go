@@ -106,7 +106,7 @@ func (p *Provider) provisionSteps(ctx context.Context, log *slog.Logger, v *vm) 
 	}
 	seed := cloudinit.Config{
 		InstanceID: spec.ID.String(),
-		Hostname:   cloudinit.Hostname(spec.Name, "vm-"+spec.ID.String()[:8]),
+		Hostname:   cloudinit.Hostname(spec.Name, "vm-"+spec.ID.String()), // the full id: a UUIDv7 prefix is a timestamp
 		UserData:   spec.CloudInit.UserData,
 		MAC:        v.rec.MAC,
 	}
