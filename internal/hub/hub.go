@@ -278,6 +278,10 @@ type Hub struct {
 	// still waiting for their hello without a goroutine per session.
 	stopCtx context.Context
 	stopAll context.CancelFunc
+
+	// beforeRegister, set by tests only, runs in onHello between queueing
+	// hello_ack and registering the session.
+	beforeRegister atomic.Pointer[func(agentID uuid.UUID)]
 }
 
 type shard struct {

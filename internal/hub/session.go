@@ -73,8 +73,10 @@ type session struct {
 	// writing is set while a writer goroutine runs; that goroutine owns
 	// outSeq and the connection's writes until it clears it.
 	writing bool
-	dead    bool // killed: nothing more is queued
-	outSeq  uint64
+	// held: writing is set, but the writer waits for startWriter.
+	held   bool
+	dead   bool // killed: nothing more is queued
+	outSeq uint64
 	// timer fires the liveness check; lastPing is when it last pinged.
 	timer    *time.Timer
 	lastPing time.Time
@@ -165,6 +167,31 @@ func (s *session) enqueue(id string, msg agentproto.Message) bool {
 		go s.writeLoop()
 	}
 	return true
+}
+
+// holdFirst queues the session's first frame with the writer held back:
+// frames queue behind it, and nothing is written until startWriter.
+func (s *session) holdFirst(msg agentproto.Message) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.dead {
+		return // kill's writer only closes
+	}
+	s.queue = append(s.queue, outFrame{msg: msg})
+	s.held = !s.writing
+	s.writing = true
+}
+
+// startWriter releases what holdFirst held back; kill does not start a
+// writer meanwhile (writing is set), so the close waits for this too.
+func (s *session) startWriter() {
+	s.qmu.Lock()
+	start := s.held
+	s.held = false
+	s.qmu.Unlock()
+	if start {
+		go s.writeLoop()
+	}
 }
 
 func (s *session) sendError(id, code, message string) {
@@ -447,19 +474,26 @@ func (s *session) onHello(m agentproto.Hello) error {
 	now := h.now()
 	// hello_ack goes out before any store work: in a reconnect storm the
 	// store is what queues, and the agent's hello timeout is running.
-	s.enqueue("", &agentproto.HelloAck{
+	// It is queued first and written only once the session is registered
+	// (holdFirst, register, startWriter): hello_ack stays the first frame,
+	// and the session is reachable (DispatchPlan, Revoke, OpenConsole,
+	// Online) by the time the agent holds hello_ack. Until ready,
+	// DispatchPlan parks plans in s.early.
+	s.holdFirst(&agentproto.HelloAck{
 		AgentID:             s.id.AgentID,
 		CapabilityVersion:   agentproto.CapabilityVersion,
 		HeartbeatIntervalMS: h.opts.HeartbeatInterval.Milliseconds(),
 		ServerTime:          now.UTC(),
 		Limits:              agentproto.DefaultLimits(),
 	})
-	// Registering right after hello_ack is queued keeps hello_ack the
-	// first frame, and makes the session reachable (DispatchPlan, Revoke)
-	// by the time the agent holds hello_ack; until ready, DispatchPlan
-	// parks plans in s.early. A session that lost to a newer connection
-	// is being closed: nothing more to do.
-	if !h.register(s) {
+	if hook := h.beforeRegister.Load(); hook != nil {
+		(*hook)(s.id.AgentID)
+	}
+	registered := h.register(s)
+	s.startWriter()
+	// A session that lost to a newer connection is being closed: nothing
+	// more to do.
+	if !registered {
 		return nil
 	}
 	facts, err := json.Marshal(m.Facts)

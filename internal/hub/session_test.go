@@ -55,6 +55,36 @@ func TestHelloAckRecordsState(t *testing.T) {
 	require.Equal(t, "1.2.3", ag.Version)
 }
 
+// TestSessionReachableWhenAgentHoldsHelloAck: an agent holding hello_ack
+// finds its session registered (Online, DispatchPlan, Revoke,
+// OpenConsole): the hub writes hello_ack only once the session is
+// registered. The hook holds the registration back until the agent has
+// hello_ack, which a hub writing it earlier lets happen; a correct hub
+// cannot, so the hold ends after holdFor (it only bounds the wait).
+func TestSessionReachableWhenAgentHoldsHelloAck(t *testing.T) {
+	t.Parallel()
+	const holdFor = 2 * time.Second
+	e := newEnv(t, nil)
+	a := e.enroll()
+	gotAck := make(chan struct{})
+	hub.SetBeforeRegister(e.hub, func(id uuid.UUID) {
+		if id != a.id {
+			return
+		}
+		select {
+		case <-gotAck:
+		case <-time.After(holdFor):
+		}
+	})
+	c := e.dial(a)
+	c.send(agentproto.TypeHello, "", helloMsg())
+	c.expect(agentproto.TypeHelloAck)
+	online := e.hub.Online(a.id)
+	close(gotAck)
+	require.True(t, online, "the agent holds hello_ack but its session is not registered")
+	c.roundTrip()
+}
+
 func TestPlanDispatchedToLiveSession(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
