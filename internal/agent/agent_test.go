@@ -9,8 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,6 +28,7 @@ import (
 	"github.com/kubedoio/n-kudo/internal/pki"
 	"github.com/kubedoio/n-kudo/internal/store"
 	"github.com/kubedoio/n-kudo/internal/store/sqlite"
+	"github.com/kubedoio/n-kudo/internal/store/storetest"
 )
 
 // env is a real server side: a pki.Authority, a SQLite store and the hub
@@ -279,31 +278,6 @@ func TestSessionRunsPlans(t *testing.T) {
 	e.checkRan(ta, p2, vm2)
 }
 
-// helloHookStore runs after once, right after the first pending-plans
-// query that covers agent (the hello's lookup), before the hub has the
-// answer: it injects "a plan is submitted while the hello is served".
-type helloHookStore struct {
-	store.Store
-	agent atomic.Pointer[uuid.UUID]
-	after func()
-	once  sync.Once
-}
-
-func (s *helloHookStore) PendingPlansOf(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]store.Plan, error) {
-	plans, err := s.Store.PendingPlansOf(ctx, ids)
-	if a := s.agent.Load(); a != nil && slices.Contains(ids, *a) {
-		s.once.Do(s.after)
-	}
-	return plans, err
-}
-
-// PendingPlans goes through PendingPlansOf, so a hello served before the
-// hub's batcher runs is hooked too.
-func (s *helloHookStore) PendingPlans(ctx context.Context, agentID uuid.UUID) ([]store.Plan, error) {
-	plans, err := s.PendingPlansOf(ctx, []uuid.UUID{agentID})
-	return plans[agentID], err
-}
-
 // TestPlanSubmittedDuringHelloRuns: a plan submitted right after the
 // hello's pending-plans query read the store runs at once, without a
 // reconnect. That ordering is what lost TestConsoleTail's plan under CPU
@@ -311,7 +285,7 @@ func (s *helloHookStore) PendingPlans(ctx context.Context, agentID uuid.UUID) ([
 // it, which only a hello that comes after the commit picks up.
 func TestPlanSubmittedDuringHelloRuns(t *testing.T) {
 	t.Parallel()
-	hs := &helloHookStore{}
+	hs := &storetest.PendingHook{}
 	e := newEnv(t, func(o *hub.Options) { hs.Store = o.Store; o.Store = hs })
 	ta := e.enroll(time.Hour)
 	p, vm := newVMPlan(e, ta)
@@ -319,11 +293,11 @@ func TestPlanSubmittedDuringHelloRuns(t *testing.T) {
 	// for the test goroutine instead of failing there.
 	var submitted atomic.Bool
 	var submitErr error
-	hs.after = func() {
+	hs.After = func() {
 		submitErr = e.submit(p, vm)
 		submitted.Store(true)
 	}
-	hs.agent.Store(&ta.id)
+	hs.Arm(ta.id)
 	bo := &backoff.Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond}
 	e.start(ta, func(o *agent.Options) { o.Backoff = bo })
 	wait(t, "the hello's pending-plans lookup", submitted.Load)
