@@ -70,8 +70,11 @@ func newEnv(t *testing.T, tweaks ...func(*hub.Options)) *env {
 		ID: store.NewID(), TenantID: e.tenant, SiteID: e.site, Hash: hash[:],
 		ExpiresAt: now.Add(time.Hour), MaxUses: 100, CreatedAt: now,
 	}))
+	// The hub closes a session silent for three heartbeat intervals: at
+	// 1 s a loaded machine can starve an agent that long, and a reconnect
+	// would hide a plan the session lost (tests assert there is none).
 	opts := hub.Options{
-		Store: st, Authority: auth, HeartbeatInterval: time.Second,
+		Store: st, Authority: auth, HeartbeatInterval: 5 * time.Second,
 		FlushInterval: 20 * time.Millisecond, OfflineAfter: time.Minute,
 	}
 	for _, tweak := range tweaks {

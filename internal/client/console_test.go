@@ -55,7 +55,10 @@ func startDevStack(t *testing.T) *devstack.Stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
-	s, err := devstack.Start(ctx, devstack.Options{DataDir: dir, Agents: 0, HeartbeatInterval: time.Second})
+	// The offline sweeper marks a host offline, and closes its session,
+	// after three heartbeat intervals without a stored heartbeat: at 1 s
+	// a loaded machine got a running VM's console refused as host_offline.
+	s, err := devstack.Start(ctx, devstack.Options{DataDir: dir, Agents: 0, HeartbeatInterval: 10 * time.Second})
 	if err != nil {
 		cancel()
 		require.NoError(t, err)

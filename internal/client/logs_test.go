@@ -31,6 +31,7 @@ func TestLogsAgainstServer(t *testing.T) {
 
 	t.Run("list pages", func(t *testing.T) {
 		t.Parallel()
+		ctx := runCtx(t)
 		page, err := c.ListLogs(ctx, done.ExecutionID, client.LogListOptions{After: 1, Limit: 2})
 		require.NoError(t, err)
 		require.Len(t, page.Items, 2)
@@ -56,6 +57,7 @@ func TestLogsAgainstServer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run("follow "+tt.name, func(t *testing.T) {
 			t.Parallel()
+			ctx := runCtx(t)
 			var got []int64
 			err := c.FollowLogs(ctx, done.ExecutionID, tt.after, func(l client.LogLine) error {
 				require.Equal(t, fmt.Sprintf("line %d", l.Seq), l.Message)
@@ -69,6 +71,7 @@ func TestLogsAgainstServer(t *testing.T) {
 
 	t.Run("follow live until the end", func(t *testing.T) {
 		t.Parallel()
+		ctx := runCtx(t)
 		live := srv.SeedExecution(t, tn.ID, h, uuid.Nil)
 		first := make(chan struct{})
 		var got []int64
@@ -93,4 +96,13 @@ func TestLogsAgainstServer(t *testing.T) {
 		require.NoError(t, <-errc)
 		require.Equal(t, []int64{1, 2, 3}, got)
 	})
+}
+
+// runCtx bounds one parallel subtest from when it runs: a deadline set by
+// its parent would also count the time it waits for a parallel slot,
+// which on a loaded machine can be longer than the test itself.
+func runCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
 }
