@@ -111,7 +111,6 @@ func TestAgentFailsOverBetweenServers(t *testing.T) {
 	b.down()
 	wait(t, "agent back through a", func() bool { return a.accepted.Load() > 0 && e.hub.Online(ta.id) })
 
-	p, vm := e.createVMPlan(ta)
-	e.hub.DispatchPlan(p)
+	p, vm := e.submitVMPlan(ta)
 	e.checkRan(ta, p, vm)
 }
