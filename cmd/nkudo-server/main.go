@@ -35,7 +35,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newMigrateCmd(), newBackupCmd(), newRestoreCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newMigrateCmd(), newBackupCmd(), newRestoreCmd(), newHealthcheckCmd(), newVersionCmd())
 	return root
 }
 
