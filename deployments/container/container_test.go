@@ -65,7 +65,7 @@ func TestContainer(t *testing.T) {
 	require.NoError(t, os.WriteFile(disk, make([]byte, 1<<20), 0o600))
 	// --hypervisor sim explicitly: this host has no Cloud Hypervisor.
 	startAgent(t, agentBin(ctxDir), "run", "--state-dir", stateDir, "--runtime-dir", filepath.Join(t.TempDir(), "run"),
-		"--hypervisor", "sim", "--log-level", "debug")
+		"--hypervisor", "sim", "--image-dir", images, "--log-level", "debug")
 	eventually(t, "agent session on the server", func() bool { return c.metric("nkudo_hub_sessions") == 1 })
 
 	var created struct {
