@@ -40,7 +40,7 @@ where the image has no shell or curl.
 
 Without --url the probe goes to the loopback address of --addr
 (NKUDO_ADDR: 0.0.0.0:8443 is probed as 127.0.0.1:8443) and --path. The
-server's certificate is verified against --ca-file, by default CA_CERT_FILE
+server's certificate is verified against --ca-file, by default NKUDO_CA_CERT_FILE
 or <data-dir>/pki/ca.crt (NKUDO_DATA_DIR), the CA the server writes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -72,7 +72,7 @@ or <data-dir>/pki/ca.crt (NKUDO_DATA_DIR), the CA the server writes.`,
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "the server's data dir, holding pki/ca.crt [NKUDO_DATA_DIR]")
 	f.StringVar(&path, "path", "/readyz", "path to probe: /readyz (database reachable) or /healthz (process alive)")
 	f.StringVar(&rawURL, "url", "", "full https URL to probe instead of --addr and --path")
-	f.StringVar(&caFile, "ca-file", "", "CA certificate (PEM) to verify the server with; default CA_CERT_FILE or <data-dir>/pki/ca.crt")
+	f.StringVar(&caFile, "ca-file", "", "CA certificate (PEM) to verify the server with; default NKUDO_CA_CERT_FILE (or the older CA_CERT_FILE) or <data-dir>/pki/ca.crt")
 	f.DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
 	return cmd
 }
