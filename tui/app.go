@@ -859,7 +859,7 @@ func (m *Model) drill(kind view.Kind, id string) tea.Cmd {
 	case view.VMs:
 		m.push(m.listPage(view.Plans, view.Scope{VMID: id}, m.fleet.VMName(id)))
 	case view.Plans:
-		m.push(m.listPage(view.Actions, view.Scope{PlanID: id}, render.ShortID(id)))
+		m.push(m.listPage(view.Actions, view.Scope{PlanID: id}, "plan "+render.ShortID(id)))
 	case view.Actions:
 		p, _ := m.fleet.Plan(m.top().list.Scope().PlanID)
 		for _, a := range p.Actions {
@@ -869,7 +869,7 @@ func (m *Model) drill(kind view.Kind, id string) tea.Cmd {
 					return nil
 				}
 				return m.openLog(data.LogTarget{Kind: data.LogExecution, ID: a.ExecutionID},
-					"logs "+render.ShortID(a.ExecutionID))
+					"log "+data.Verb(a.Type)+" "+m.fleet.VMName(a.VMID))
 			}
 		}
 	}

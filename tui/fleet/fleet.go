@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/kubedoio/n-kudo/tui/data"
+	"github.com/kubedoio/n-kudo/tui/render"
 )
 
 // HistoryLen is how many usage samples a host keeps for its sparkline.
@@ -52,6 +53,9 @@ type Fleet struct {
 	// cpu and mem keep recent usage per host id, oldest first.
 	cpu map[string][]float64
 	mem map[string][]float64
+	// names remembers every VM name seen, deleted VMs included, so plans
+	// that deleted a VM still name it. Never cleared by Load.
+	names map[string]string
 	// vmPlan is the newest plan with an action on each VM.
 	vmPlan map[string]string
 	// hostVMs counts VMs per host, kept current for the host list.
@@ -72,6 +76,7 @@ func (f *Fleet) init() {
 	f.cpu = map[string][]float64{}
 	f.mem = map[string][]float64{}
 	f.vmPlan = map[string]string{}
+	f.names = map[string]string{}
 	f.hostVMs = map[string]int{}
 	f.sums = map[string]Summary{}
 }
@@ -163,6 +168,9 @@ func (f *Fleet) putVM(v data.VM) []string {
 		}
 	}
 	f.vms[v.ID] = v
+	if v.Name != "" {
+		f.names[v.ID] = v.Name
+	}
 	f.countVM(v, 1)
 	return hosts
 }
@@ -266,12 +274,16 @@ func (f *Fleet) HostName(id string) string {
 	return id
 }
 
-// VMName is the VM's name, or its id when unknown.
+// VMName is the VM's name (remembered after it is deleted), or the
+// distinguishing part of its id when it was never seen.
 func (f *Fleet) VMName(id string) string {
 	if v, ok := f.vms[id]; ok {
 		return v.Name
 	}
-	return id
+	if n, ok := f.names[id]; ok {
+		return n
+	}
+	return render.ShortID(id)
 }
 
 // Sites lists sites by name.

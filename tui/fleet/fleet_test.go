@@ -108,3 +108,17 @@ func TestSummarize(t *testing.T) {
 	require.Equal(t, Summary{Hosts: 1, Offline: 1, VMs: 1, Drift: 1}, got["site-fra"])
 	require.Equal(t, Summary{Hosts: 1, Online: 1, VMs: 2}, got["site-lab"])
 }
+
+// TestVMNameOutlivesTheVM: a plan that deleted a VM still names it, even
+// after a re-list that no longer has it; an id never seen shows its
+// distinguishing tail, not the shared UUIDv7 time prefix.
+func TestVMNameOutlivesTheVM(t *testing.T) {
+	t.Parallel()
+	f := standard()
+	f.Apply(data.Event{Type: data.EventVMDeleted, ID: "vm-web-1"})
+	require.Equal(t, "web-1", f.VMName("vm-web-1"))
+	fx := datatest.Standard()
+	f.Load(Snapshot{Sites: fx.Sites, Hosts: fx.Hosts})
+	require.Equal(t, "web-1", f.VMName("vm-web-1"), "a re-list keeps remembered names")
+	require.Equal(t, "5f60718293a4", f.VMName("01a23c3f-1e2a-7b3c-8d4e-5f60718293a4"))
+}

@@ -157,13 +157,47 @@ func Breadcrumbs(parts []string, w int) string {
 	return ""
 }
 
-// ShortID is the first 8 characters of an id, enough to tell UUIDs apart
-// on screen.
+// ShortID is the part of an id that tells objects apart on screen. For a
+// UUID that is its last group: the first groups of a UUIDv7 are its
+// creation time, shared by everything made in the same minute, while the
+// last 12 hex digits are random. Other ids are shown whole.
 func ShortID(id string) string {
-	if len(id) <= 8 {
-		return id
+	if isUUID(id) {
+		return id[24:]
 	}
-	return id[:8]
+	return id
+}
+
+func isUUID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i, r := range id {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// TruncateHead cuts s to at most w cells by dropping its start, marking the
+// cut with an ellipsis: for ids, whose distinguishing part is the tail.
+func TruncateHead(s string, w int) string {
+	if w <= 0 {
+		return ""
+	}
+	sw := ansi.StringWidth(s)
+	if sw <= w {
+		return s
+	}
+	return ansi.TruncateLeft(s, sw-w+1, Ellipsis)
 }
 
 // Column describes one table column for Layout.
@@ -175,6 +209,9 @@ type Column struct {
 	Flex int
 	// Right aligns the column's cells right (numbers).
 	Right bool
+	// KeepTail truncates from the left (ids: full where there is room,
+	// the distinguishing tail where not).
+	KeepTail bool
 }
 
 // Layout computes column widths for a total width, with one space between
@@ -233,11 +270,18 @@ func Row(cells []string, cols []Column, widths []int) string {
 		if i < len(cells) {
 			cell = cells[i]
 		}
-		if i < len(cols) && cols[i].Right {
-			b.WriteString(FitRight(cell, w))
-		} else {
-			b.WriteString(Fit(cell, w))
-		}
+		b.WriteString(FitCell(cell, cols, i, w))
 	}
 	return b.String()
+}
+
+// FitCell fits one cell of column i to w cells by the column's rules.
+func FitCell(cell string, cols []Column, i, w int) string {
+	if i < len(cols) && cols[i].KeepTail {
+		cell = TruncateHead(cell, w)
+	}
+	if i < len(cols) && cols[i].Right {
+		return FitRight(cell, w)
+	}
+	return Fit(cell, w)
 }

@@ -160,5 +160,25 @@ func TestLayoutAndRow(t *testing.T) {
 	}
 	require.Equal(t, "web-1  running    2", Row([]string{"web-1", "running", "2"}, cols, []int{6, 7, 4}))
 	require.Equal(t, "web-1  running", Row([]string{"web-1", "running", "2"}, cols, []int{6, 7, 0}))
-	require.Equal(t, ShortID("0123456789"), "01234567")
+}
+
+func TestShortIDAndTruncateHead(t *testing.T) {
+	t.Parallel()
+	// Two UUIDv7s made in the same millisecond share their first 48 bits;
+	// what tells them apart is the random tail.
+	a, b := "01a23c3f-1e2a-7b3c-8d4e-5f60718293a4", "01a23c3f-1e2a-7c00-9abc-def012345678"
+	tests := []struct{ name, got, want string }{
+		{"uuid keeps the random tail", ShortID(a), "5f60718293a4"},
+		{"uuids made together differ", ShortID(b), "def012345678"},
+		{"other ids stay whole", ShortID("plan-b"), "plan-b"},
+		{"head cut keeps the tail", TruncateHead(a, 13), "…5f60718293a4"},
+		{"fits untouched", TruncateHead("web-1", 8), "web-1"},
+		{"zero width", TruncateHead(a, 0), ""},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, tt.got, tt.name)
+	}
+	cols := []Column{{Title: "ID", Min: 13, KeepTail: true}}
+	require.Equal(t, "…5f60718293a4", Row([]string{a}, cols, []int{13}))
+	require.Equal(t, a, Row([]string{a}, cols, []int{36}))
 }

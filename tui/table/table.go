@@ -8,6 +8,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/kubedoio/n-kudo/tui/render"
 	"github.com/kubedoio/n-kudo/tui/style"
@@ -18,7 +19,23 @@ type Column struct {
 	render.Column
 	// Numeric sorts by Row.Nums[i] instead of the cell text.
 	Numeric bool
+	// Key marks the columns that name the row (NAME, HOST): they widen to
+	// their longest cell (up to MaxKey) before any column to their right
+	// is shown, so less important columns give way first.
+	Key bool
 }
+
+// MaxKey caps how wide a Key column grows to fit its cells.
+const MaxKey = 32
+
+// Gutter is the cursor column left of every row: a marker that needs no
+// colour, so the selection shows under NO_COLOR and on monochrome
+// terminals.
+const (
+	Gutter       = 2
+	CursorMarker = "▶ "
+	noMarker     = "  "
+)
 
 // Row is one line of the table.
 type Row struct {
@@ -123,14 +140,36 @@ func New(cols []Column, opts ...Option) Model {
 	for _, o := range opts {
 		o(&m)
 	}
-	m.widths = render.Layout(m.rcols, m.width)
+	m.relayout()
 	return m
+}
+
+// relayout computes the column widths: Key columns ask for their longest
+// cell, so Layout drops trailing columns before it cuts a name.
+func (m *Model) relayout(extra ...*Row) {
+	cols := slices.Clone(m.rcols)
+	for i, c := range m.cols {
+		if !c.Key {
+			continue
+		}
+		w := ansi.StringWidth(c.Title) + 1
+		for r := range m.rows {
+			w = max(w, ansi.StringWidth(cell(&m.rows[r], i)))
+		}
+		for _, r := range extra {
+			w = max(w, ansi.StringWidth(cell(r, i)))
+		}
+		// The longest name, not the configured minimum: short names leave
+		// room for more columns.
+		cols[i].Min = min(w, MaxKey)
+	}
+	m.widths = render.Layout(cols, m.width-Gutter)
 }
 
 // SetSize sets the table's size in cells, header line included.
 func (m *Model) SetSize(w, h int) {
-	m.width, m.height = max(w, 1), max(h, 2)
-	m.widths = render.Layout(m.rcols, m.width)
+	m.width, m.height = max(w, Gutter+1), max(h, 2)
+	m.relayout()
 	m.clampOffset()
 }
 
@@ -143,6 +182,7 @@ func (m *Model) SetRows(rows []Row) {
 		m.rows[i].search = searchKey(m.rows[i].Cells)
 		m.index[m.rows[i].ID] = i
 	}
+	m.relayout()
 	m.refresh(sel)
 }
 
@@ -151,6 +191,7 @@ func (m *Model) SetRows(rows []Row) {
 // 10,000-row list keeps up with a stream of events.
 func (m *Model) Upsert(r Row) {
 	r.search = searchKey(r.Cells)
+	m.growKeys(&r)
 	i, ok := m.index[r.ID]
 	if !ok {
 		i = len(m.rows)
@@ -167,6 +208,18 @@ func (m *Model) Upsert(r Row) {
 	}
 	if wasIn := m.filter == "" || strings.Contains(old.search, m.filter); wasIn != m.matches(i) {
 		m.refilter(m.selectedID())
+	}
+}
+
+// growKeys re-lays out when r's name is wider than its Key column; a
+// narrower one leaves the layout alone until the next SetRows, so an event
+// stream costs no per-row scan.
+func (m *Model) growKeys(r *Row) {
+	for i, c := range m.cols {
+		if c.Key && i < len(m.widths) && ansi.StringWidth(cell(r, i)) > m.widths[i] && m.widths[i] < MaxKey {
+			m.relayout(r)
+			return
+		}
 	}
 }
 
@@ -290,8 +343,9 @@ func (m *Model) refilter(sel string) {
 	m.clampOffset()
 }
 
-// compare orders rows a and b by the sort column, then by id so the order
-// is total and stable across refreshes.
+// compare orders rows a and b by the sort column, ties by the first
+// column (the name) and then by id, so the order is total and stable
+// across refreshes.
 func (m *Model) compare(a, b int) int {
 	return m.compareRows(&m.rows[a], &m.rows[b])
 }
@@ -304,11 +358,15 @@ func (m *Model) compareRows(ra, rb *Row) int {
 	} else {
 		c = strings.Compare(cell(ra, col), cell(rb, col))
 	}
+	if m.desc {
+		c = -c
+	}
+	// Ties read in name order whichever way the column sorts.
+	if c == 0 && col != 0 {
+		c = strings.Compare(cell(ra, 0), cell(rb, 0))
+	}
 	if c == 0 {
 		c = strings.Compare(ra.ID, rb.ID)
-	}
-	if m.desc {
-		return -c
 	}
 	return c
 }
@@ -389,7 +447,7 @@ func (m Model) View() string {
 	}
 	if len(m.view) == 0 {
 		b.WriteByte('\n')
-		b.WriteString(m.styles.Dim.Render(render.Fit("  "+m.empty, m.width)))
+		b.WriteString(m.styles.Dim.Render(render.Fit(noMarker+m.empty, m.width)))
 		lines++
 	}
 	for ; lines < m.height; lines++ {
@@ -403,27 +461,50 @@ func (m Model) header() string {
 	titles := make([]string, len(m.cols))
 	for i, c := range m.cols {
 		titles[i] = c.Title
-		if i == m.sortCol {
+		if i == m.sortCol && i < len(m.widths) {
+			// The arrow is kept and the title cut, however narrow.
+			arrow := "↑"
 			if m.desc {
-				titles[i] += "↓"
-			} else {
-				titles[i] += "↑"
+				arrow = "↓"
 			}
+			titles[i] = render.Truncate(c.Title, m.widths[i]-1) + arrow
 		}
 	}
-	return m.styles.Header.Render(render.Fit(render.Row(titles, m.rcols, m.widths), m.width))
+	hdr := noMarker + render.Row(titles, m.rcols, m.widths)
+	if m.sortCol < len(m.widths) && m.widths[m.sortCol] == 0 {
+		// The sort column is hidden at this width: say what sorts.
+		by := " by " + m.SortTitle()
+		hdr = render.Fit(hdr, max(m.width-ansi.StringWidth(by), 0)) + by
+	}
+	return m.styles.Header.Render(render.Fit(hdr, m.width))
+}
+
+// SortTitle is the sort column's title with its direction arrow.
+func (m Model) SortTitle() string {
+	if m.sortCol >= len(m.cols) {
+		return ""
+	}
+	if m.desc {
+		return m.cols[m.sortCol].Title + "↓"
+	}
+	return m.cols[m.sortCol].Title + "↑"
 }
 
 func (m Model) line(r *Row, selected bool) string {
 	if selected || m.styler == nil {
-		s := render.Fit(render.Row(r.Cells, m.rcols, m.widths), m.width)
+		gutter := noMarker
+		if selected {
+			gutter = CursorMarker
+		}
+		s := render.Fit(gutter+render.Row(r.Cells, m.rcols, m.widths), m.width)
 		if selected {
 			return m.styles.Selected.Render(s)
 		}
 		return m.styles.Cell.Render(s)
 	}
 	var b strings.Builder
-	used, first := 0, true
+	b.WriteString(noMarker)
+	used, first := Gutter, true
 	for i, w := range m.widths {
 		if w == 0 {
 			continue
@@ -434,13 +515,7 @@ func (m Model) line(r *Row, selected bool) string {
 		}
 		first = false
 		c := cell(r, i)
-		var txt string
-		if m.cols[i].Right {
-			txt = render.FitRight(c, w)
-		} else {
-			txt = render.Fit(c, w)
-		}
-		b.WriteString(m.styler(i, c).Render(txt))
+		b.WriteString(m.styler(i, c).Render(render.FitCell(c, m.rcols, i, w)))
 		used += w
 	}
 	if used < m.width {

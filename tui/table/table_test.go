@@ -151,7 +151,7 @@ func TestNavigationAndKeys(t *testing.T) {
 func TestViewWindow(t *testing.T) {
 	t.Parallel()
 	m := New(testCols)
-	m.SetSize(24, 4)
+	m.SetSize(26, 4)
 	rows := make([]Row, 0, 100)
 	for i := range 100 {
 		rows = append(rows, row(fmt.Sprintf("vm-%03d", i), "running", float64(i)))
@@ -160,10 +160,10 @@ func TestViewWindow(t *testing.T) {
 	m, _ = m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("G")})
 	got := ansi.Strip(m.View())
 	want := strings.Join([]string{
-		"NAME↑       STATE    CPU",
-		"vm-097      running   97",
-		"vm-098      running   98",
-		"vm-099      running   99",
+		"  NAME↑       STATE    CPU",
+		"  vm-097      running   97",
+		"  vm-098      running   98",
+		"▶ vm-099      running   99",
 	}, "\n")
 	require.Equal(t, want, got)
 
@@ -171,4 +171,54 @@ func TestViewWindow(t *testing.T) {
 	got = ansi.Strip(m.View())
 	require.Len(t, strings.Split(got, "\n"), 4, "an empty table still fills its height")
 	require.Contains(t, got, "nothing here")
+}
+
+// TestLayoutPriorities: a Key column widens to its longest name before a
+// less important column is shown; the sort arrow survives any width and a
+// hidden sort column is named; ties sort by name, then id.
+func TestLayoutPriorities(t *testing.T) {
+	t.Parallel()
+	cols := []Column{
+		{Column: render.Column{Title: "HOST", Min: 6, Flex: 1}, Key: true},
+		{Column: render.Column{Title: "STATUS", Min: 7}},
+		{Column: render.Column{Title: "LABEL", Min: 9}},
+		{Column: render.Column{Title: "N", Min: 2, Right: true}, Numeric: true},
+	}
+	r := func(id, host string, n float64) Row {
+		return Row{ID: id, Cells: []string{host, "online", "simulated", fmt.Sprint(n)}, Nums: []float64{0, 0, 0, n}}
+	}
+	m := New(cols)
+	m.SetSize(2+16+1+7+1+5, 5)
+	m.SetRows([]Row{r("3", "dev-agent-b-long", 1), r("1", "dev-agent-a-long", 1)})
+	out := ansi.Strip(m.View())
+	require.Contains(t, out, "dev-agent-a-long", "names are never cut while a label column is shown")
+	require.NotContains(t, out, "simulated", "the less important column gives way")
+	require.NotContains(t, out, "…")
+
+	m.Upsert(r("2", "dev-agent-c-much-longer", 1))
+	require.Contains(t, ansi.Strip(m.View()), "dev-agent-c-much-longer", "an upserted longer name widens the column")
+
+	m.SortBy(3, true)
+	require.Equal(t, []string{"1", "3", "2"}, ids(m), "equal values sort by name, then id")
+	require.Contains(t, strings.Split(ansi.Strip(m.View()), "\n")[0], "by N↓", "a hidden sort column is named")
+
+	m.SetSize(2+3+1+7, 5)
+	m.SortBy(0, false)
+	hdr := strings.Split(ansi.Strip(m.View()), "\n")[0]
+	require.Contains(t, hdr, "↑", "the arrow survives a column narrower than its title")
+}
+
+// TestCursorMarkerWithoutColour: the selected row is marked in plain text,
+// so it shows under NO_COLOR.
+func TestCursorMarkerWithoutColour(t *testing.T) {
+	t.Parallel()
+	m := fixture()
+	require.True(t, m.Select("db-1"))
+	for _, l := range strings.Split(ansi.Strip(m.View()), "\n")[1:] {
+		if strings.Contains(l, "db-1") {
+			require.True(t, strings.HasPrefix(l, CursorMarker), "selected row %q", l)
+		} else {
+			require.False(t, strings.HasPrefix(l, CursorMarker), "unselected row %q", l)
+		}
+	}
 }

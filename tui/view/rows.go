@@ -32,34 +32,50 @@ func col(title string, minW, flex int) table.Column {
 	return table.Column{Column: render.Column{Title: title, Min: minW, Flex: flex}}
 }
 
+// key is a column that names the row: it never truncates before the
+// columns to its right are dropped.
+func key(title string, minW, flex int) table.Column {
+	c := col(title, minW, flex)
+	c.Key = true
+	return c
+}
+
+// idCol shows full ids where there is room and their distinguishing tail
+// (render.ShortID) where not.
+func idCol(title string, flex int) table.Column {
+	c := col(title, 13, flex)
+	c.KeepTail = true
+	return c
+}
+
 func num(title string, minW int) table.Column {
 	return table.Column{Column: render.Column{Title: title, Min: minW, Right: true}, Numeric: true}
 }
 
 // Column sets, in display priority order: narrow terminals drop the last.
 var (
-	tenantCols = []table.Column{col("NAME", 16, 2), col("ID", 12, 1)}
+	tenantCols = []table.Column{key("NAME", 16, 2), idCol("ID", 1)}
 	siteCols   = []table.Column{
-		col("NAME", 14, 2), num("HOSTS", 5), num("ONLINE", 6), num("OFFLINE", 7),
-		num("VMS", 5), num("DRIFT", 5), col("ID", 10, 1),
+		key("NAME", 14, 2), num("HOSTS", 5), num("ONLINE", 6), num("OFFLINE", 7),
+		num("VMS", 5), num("DRIFT", 5), idCol("ID", 1),
 	}
 	hostCols = []table.Column{
-		col("HOST", 10, 2), col("STATUS", 7, 0), col("NETBIRD", 9, 1), numGauge("CPU"),
+		key("HOST", 10, 2), col("STATUS", 7, 0), col("NETBIRD", 9, 1), numGauge("CPU"),
 		col("CPU~", sparkWidth, 0), numGauge("MEM"), num("VMS", 3), num("SEEN", 4),
 		col("LABEL", 9, 0), col("SITE", 8, 1),
 	}
 	vmCols = []table.Column{
-		col("NAME", 12, 3), col("DESIRED", 8, 0), col("ACTUAL", 8, 0), col("FLAGS", 9, 0),
-		col("HOST", 10, 1), num("CPU", 3), num("MEM", 6), col("PLAN", 16, 2),
-		col("SITE", 8, 1), col("ID", 8, 1),
+		key("NAME", 12, 3), col("DESIRED", 8, 0), col("ACTUAL", 8, 0), col("FLAGS", 9, 0),
+		key("HOST", 10, 1), num("CPU", 3), num("MEM", 6), col("PLAN", 16, 2),
+		col("SITE", 8, 1), idCol("ID", 1),
 	}
 	planCols = []table.Column{
-		col("PLAN", 10, 1), col("STATUS", 10, 0), numProgress(), col("ACTIONS", 16, 3),
+		idCol("PLAN", 1), col("STATUS", 10, 0), numProgress(), col("ACTIONS", 16, 3),
 		num("AGE", 4), col("SITE", 8, 1),
 	}
 	actionCols = []table.Column{
-		num("#", 2), col("ACTION", 8, 0), col("VM", 12, 2), col("STATUS", 10, 0),
-		col("EXECUTION", 10, 1), col("ID", 10, 1),
+		num("#", 2), col("ACTION", 8, 0), key("VM", 12, 2), col("STATUS", 10, 0),
+		idCol("EXECUTION", 1), idCol("ID", 1),
 	}
 )
 
@@ -164,7 +180,7 @@ func VMRow(v data.VM, f *fleet.Fleet, now time.Time) table.Row {
 		Cells: []string{
 			v.Name, v.DesiredState, v.ActualState, strings.Join(flags, ","), f.HostName(v.HostID),
 			itoa(v.VCPUs), render.MiB(v.MemoryMiB), PlanCell(v.ID, p, now),
-			f.SiteName(v.SiteID), render.ShortID(v.ID),
+			f.SiteName(v.SiteID), v.ID,
 		},
 		Nums: []float64{0, 0, 0, 0, 0, float64(v.VCPUs), float64(v.MemoryMiB)},
 	}
@@ -184,7 +200,7 @@ func PlanRow(p data.Plan, f *fleet.Fleet, now time.Time) table.Row {
 	return table.Row{
 		ID: p.ID,
 		Cells: []string{
-			render.ShortID(p.ID), p.Status, render.Progress(done, total, gaugeWidth),
+			p.ID, p.Status, render.Progress(done, total, gaugeWidth),
 			strings.Join(acts, ", "), render.Ago(now, p.CreatedAt), f.SiteName(p.SiteID),
 		},
 		// Newest first sorts ascending on the negated creation time.
@@ -194,13 +210,13 @@ func PlanRow(p data.Plan, f *fleet.Fleet, now time.Time) table.Row {
 
 // ActionRow is one action of a plan.
 func ActionRow(i int, a data.Action, f *fleet.Fleet) table.Row {
-	exec := render.ShortID(a.ExecutionID)
+	exec := a.ExecutionID
 	if exec == "" {
 		exec = "-"
 	}
 	return table.Row{
 		ID:    a.ID,
-		Cells: []string{itoa(i + 1), data.Verb(a.Type), f.VMName(a.VMID), a.Status, exec, render.ShortID(a.ID)},
+		Cells: []string{itoa(i + 1), data.Verb(a.Type), f.VMName(a.VMID), a.Status, exec, a.ID},
 		Nums:  []float64{float64(i + 1)},
 	}
 }
