@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,6 +92,7 @@ const (
 	modeForm
 	modeToken
 	modeHelp
+	modeMessages
 )
 
 // page is one entry of the navigation stack: a list or a log tail.
@@ -142,7 +144,17 @@ type (
 		tenant string
 		err    error
 	}
+	// tickMsg redraws relative times (SEEN, AGE) once a second; nothing
+	// is fetched.
+	tickMsg struct{}
 )
+
+// tickEvery is how often relative times are redrawn.
+const tickEvery = time.Second
+
+func tick() tea.Cmd {
+	return tea.Tick(tickEvery, func(time.Time) tea.Msg { return tickMsg{} })
+}
 
 // Model is the console's root model.
 type Model struct {
@@ -183,8 +195,8 @@ type Model struct {
 	// queued asks for another re-list once the running one ends.
 	queued bool
 
-	flash     string
-	flashBad  bool
+	status   status
+	messages []logged
 	watch     string
 	watchName string
 
@@ -252,7 +264,7 @@ func (m *Model) top() *page { return &m.pages[len(m.pages)-1] }
 // subscription context, the loading flag) because Init cannot change the
 // model.
 func (m Model) Init() tea.Cmd {
-	return tea.Batch(m.subscribeCmd(), m.loadCmd(), tea.WindowSize())
+	return tea.Batch(m.subscribeCmd(), m.loadCmd(), tea.WindowSize(), tick())
 }
 
 // subscribe replaces the event subscription (after a context switch).
@@ -332,8 +344,73 @@ func (m Model) loadTenants() tea.Cmd {
 	}
 }
 
+// statusKind tells status messages apart by what they are, not by text.
+type statusKind int
+
+const (
+	statusInfo statusKind = iota
+	statusError
+	// statusUnreachable is cleared by the next successful listing.
+	statusUnreachable
+)
+
+// How long a status message stays; errors stay longer. The full text
+// stays in the message log (:messages).
+const (
+	infoFor  = 5 * time.Second
+	errorFor = 15 * time.Second
+	// maxMessages bounds the message log.
+	maxMessages = 200
+)
+
+// status is the message on the status line.
+type status struct {
+	text  string
+	kind  statusKind
+	until time.Time
+}
+
+// logged is one entry of the message log.
+type logged struct {
+	at   time.Time
+	text string
+	bad  bool
+}
+
 func (m *Model) setFlash(s string, bad bool) {
-	m.flash, m.flashBad = s, bad
+	kind := statusInfo
+	if bad {
+		kind = statusError
+	}
+	m.setStatus(s, s, kind)
+}
+
+// setStatus shows short on the status line until it expires and logs
+// full in the message log.
+func (m *Model) setStatus(short, full string, kind statusKind) {
+	now := m.now()
+	d := infoFor
+	if kind != statusInfo {
+		d = errorFor
+	}
+	m.status = status{text: short, kind: kind, until: now.Add(d)}
+	m.messages = append(m.messages, logged{at: now, text: full, bad: kind != statusInfo})
+	if n := len(m.messages) - maxMessages; n > 0 {
+		m.messages = slices.Delete(m.messages, 0, n)
+	}
+}
+
+// fail reports what failed: the reason alone on the status line, the
+// whole error chain in the message log.
+func (m *Model) fail(what string, err error) {
+	m.setStatus(what+": "+describe(err), what+": "+err.Error(), statusError)
+}
+
+// expireFlash clears a status message whose time is up.
+func (m *Model) expireFlash() {
+	if m.status.text != "" && !m.now().Before(m.status.until) {
+		m.status = status{}
+	}
 }
 
 // layout hands every component its share of the screen.
@@ -398,9 +475,17 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case loadedMsg:
 		return m, m.onLoaded(msg)
+	case tickMsg:
+		for _, p := range m.pages {
+			if p.list != nil {
+				p.list.Tick(m.fleet)
+			}
+		}
+		m.expireFlash()
+		return m, tick()
 	case tenantsMsg:
 		if msg.err != nil {
-			m.setFlash("tenants: "+describe(msg.err), true)
+			m.fail("tenants", msg.err)
 			return m, nil
 		}
 		for _, p := range m.pages {
@@ -411,17 +496,17 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case actionMsg:
 		if msg.err != nil {
-			m.setFlash(msg.label+": "+describe(msg.err), true)
+			m.fail(msg.label, msg.err)
 			return m, nil
 		}
 		m.fleet.PutPlan(msg.plan)
 		m.applyAll(fleet.Change{Kind: fleet.KindPlan, ID: msg.plan.ID})
 		m.watch, m.watchName = msg.plan.ID, msg.label
-		m.flash = ""
+		m.status = status{}
 		return m, nil
 	case createdMsg:
 		if msg.err != nil {
-			m.setFlash("create vm: "+describe(msg.err), true)
+			m.fail("create vm", msg.err)
 			return m, nil
 		}
 		m.applyAll(m.fleet.PutVM(msg.vm))
@@ -436,7 +521,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tokenMsg:
 		if msg.err != nil {
-			m.setFlash("enrollment token: "+describe(msg.err), true)
+			m.fail("enrollment token", msg.err)
 			return m, nil
 		}
 		m.token = tokenState{site: msg.site, token: msg.token}
@@ -444,7 +529,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case switchedMsg:
 		if msg.err != nil {
-			m.setFlash("context "+msg.name+": "+describe(msg.err), true)
+			m.fail("context "+msg.name, msg.err)
 			return m, nil
 		}
 		m.src, m.tenant, m.opts.ContextName = msg.src, msg.tenant, msg.name
@@ -482,6 +567,8 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
+// describe is an error in a few words: the server's reason code when it
+// gave one; the full chain goes to the message log.
 func describe(err error) string {
 	switch {
 	case errors.Is(err, data.ErrForbidden):
@@ -490,6 +577,9 @@ func describe(err error) string {
 		return "server unreachable"
 	case errors.Is(err, data.ErrNotFound):
 		return "not found (deleted meanwhile?)"
+	}
+	if code := data.Reason(err); code != "" {
+		return code
 	}
 	return err.Error()
 }
@@ -551,9 +641,9 @@ func (m *Model) onLoaded(msg loadedMsg) tea.Cmd {
 	}
 	if msg.err != nil {
 		if errors.Is(msg.err, data.ErrUnavailable) {
-			m.setFlash("server unreachable; showing the last data", true)
+			m.setStatus("server unreachable; showing the last data", msg.err.Error(), statusUnreachable)
 		} else {
-			m.setFlash(describe(msg.err), true)
+			m.fail("listing", msg.err)
 		}
 		return again
 	}
@@ -567,8 +657,8 @@ func (m *Model) onLoaded(msg loadedMsg) tea.Cmd {
 			p.list.Reload(m.fleet)
 		}
 	}
-	if m.flashBad && strings.Contains(m.flash, "unreachable") {
-		m.flash, m.flashBad = "", false
+	if m.status.kind == statusUnreachable {
+		m.status = status{}
 	}
 	return again
 }
@@ -616,6 +706,7 @@ var commands = []palette.Command{
 	{Name: "plans", Help: "plans and their progress"},
 	{Name: "tenants", Help: "tenants (admin)"},
 	{Name: "ctx", Help: "show or switch context"},
+	{Name: "messages", Help: "message log, full text"},
 	{Name: "help", Help: "keys"},
 	{Name: "q", Help: "quit"},
 }
@@ -634,6 +725,9 @@ func (m Model) runCommand(c palette.SubmitMsg) (tea.Model, tea.Cmd) {
 		return m, m.reset(view.Tenants)
 	case "help":
 		m.mode = modeHelp
+		return m, nil
+	case "messages":
+		m.mode = modeMessages
 		return m, nil
 	case "q", "quit":
 		m.cancel()
@@ -735,7 +829,7 @@ func (m Model) onKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.token = tokenState{}
 		}
 		return m, nil
-	case modeHelp:
+	case modeHelp, modeMessages:
 		if k.String() == "esc" || k.String() == "?" || k.String() == "q" {
 			m.mode = modeNormal
 		}

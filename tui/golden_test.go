@@ -37,7 +37,9 @@ func staticModel(t *testing.T, o Options, w, h int) Model {
 		o.Tenant = "acme"
 	}
 	o.NoColor = true
-	o.Now = func() time.Time { return datatest.Epoch }
+	if o.Now == nil {
+		o.Now = func() time.Time { return datatest.Epoch }
+	}
 	m := New(ctx, o)
 	m = step(t, m, tea.WindowSizeMsg{Width: w, Height: h})
 	msg := m.loadCmd()()
@@ -146,6 +148,8 @@ func TestViews(t *testing.T) {
 		{name: "offline", events: []data.Event{{Type: data.EventConn, Conn: data.Offline, Err: data.ErrUnavailable}}, keys: []tea.KeyMsg{keyEnter}},
 		{name: "reconnecting", events: []data.Event{{Type: data.EventConn, Conn: data.Reconnecting}}},
 		{name: "console", keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("/"), runes("web-1"), keyEnter, runes("c")}},
+		{name: "refused_reason", keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("/batch"), keyEnter, runes("r"), runes("y")}},
+		{name: "messages", keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("/batch"), keyEnter, runes("r"), runes("y"), runes(":messages"), keyEnter}},
 		{name: "execution_log", keys: []tea.KeyMsg{runes(":"), runes("plans"), keyEnter, keyEnter, keyDown, keyEnter}},
 	}
 	for _, tc := range cases {

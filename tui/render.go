@@ -74,6 +74,8 @@ func (m Model) body() string {
 		modal = m.tokenView()
 	case modeHelp:
 		modal = m.helpView()
+	case modeMessages:
+		modal = m.messagesView(h)
 	}
 	if modal != "" {
 		return lipgloss.Place(m.width, h, lipgloss.Center, lipgloss.Center, modal)
@@ -117,7 +119,32 @@ func (m Model) helpView() string {
 	}
 	return m.styles.Modal.Render(lipgloss.JoinVertical(lipgloss.Left,
 		m.styles.Title.Render(title), "", h.FullHelpView(groups), "",
-		m.styles.Dim.Render("commands: "+commandNames()+" · esc closes")))
+		m.styles.Dim.Width(h.Width).Render("commands: "+commandNames()+" · esc closes")))
+}
+
+// messagesView is the message log, newest last, each message whole
+// (wrapped), as many as fit in h lines.
+func (m Model) messagesView(h int) string {
+	w := max(m.width-6, 20)
+	wrap := lipgloss.NewStyle().Width(w)
+	var lines []string
+	for i := len(m.messages) - 1; i >= 0; i-- {
+		e := m.messages[i]
+		txt := e.at.UTC().Format("15:04:05") + " " + e.text
+		if e.bad {
+			txt = e.at.UTC().Format("15:04:05") + " " + m.styles.Error.Render(e.text)
+		}
+		entry := strings.Split(wrap.Render(txt), "\n")
+		if len(lines)+len(entry) > max(h-6, 1) {
+			break
+		}
+		lines = append(entry, lines...)
+	}
+	if len(lines) == 0 {
+		lines = []string{m.styles.Dim.Render("no messages yet")}
+	}
+	return m.styles.Modal.Render(lipgloss.JoinVertical(lipgloss.Left,
+		append(append([]string{m.styles.Title.Render("Messages"), ""}, lines...), "", m.styles.Dim.Render("esc closes"))...))
 }
 
 func commandNames() string {
@@ -145,11 +172,11 @@ func (m Model) connView() string {
 }
 
 func (m Model) message() string {
-	if m.flash != "" {
-		if m.flashBad {
-			return m.styles.Error.Render(m.flash)
+	if m.status.text != "" {
+		if m.status.kind != statusInfo {
+			return m.styles.Error.Render(m.status.text)
 		}
-		return m.flash
+		return m.status.text
 	}
 	if m.watch == "" {
 		return ""

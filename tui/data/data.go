@@ -18,6 +18,37 @@ var (
 	ErrUnavailable = errors.New("server unavailable")
 )
 
+// Refusal is the server refusing a request it understood: its reason code
+// (e.g. vm_not_running) and its message. Views show the code where space
+// is short and the message in the message log.
+type Refusal struct {
+	Code    string
+	Message string
+	// Err is the underlying client error, for errors.Is.
+	Err error
+}
+
+func (r *Refusal) Error() string { return r.Message + " (" + r.Code + ")" }
+
+// Unwrap returns the client error.
+func (r *Refusal) Unwrap() error { return r.Err }
+
+// Reason is the server's reason code for err, "" when err is no refusal.
+func Reason(err error) string {
+	var r *Refusal
+	if errors.As(err, &r) {
+		return r.Code
+	}
+	return ""
+}
+
+// Refused returns the refusal in err, if any.
+func Refused(err error) (*Refusal, bool) {
+	var r *Refusal
+	ok := errors.As(err, &r)
+	return r, ok
+}
+
 // VM states, desired and actual, as the API spells them.
 const (
 	StateRunning  = "running"

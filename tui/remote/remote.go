@@ -103,6 +103,12 @@ func mapErr(what string, err error) error {
 	case errors.Is(err, client.ErrNotFound):
 		return fmt.Errorf("%s: %w: %w", what, data.ErrNotFound, err)
 	}
+	var ae *client.APIError
+	if errors.As(err, &ae) {
+		// The server's reason code travels on, so the console can say
+		// "vm_not_running" instead of cutting a sentence in half.
+		return fmt.Errorf("%s: %w", what, &data.Refusal{Code: ae.Code, Message: ae.Message, Err: err})
+	}
 	return fmt.Errorf("%s: %w", what, err)
 }
 

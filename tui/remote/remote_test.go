@@ -86,6 +86,11 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 			map[string]any{"id": uuid.New(), "type": "MicroVMStop", "vm_id": r.PathValue("id"), "status": "pending"},
 		}})
 	})
+	mux.HandleFunc("POST /v1/vms/{id}/reboot", func(w http.ResponseWriter, r *http.Request) {
+		// The answer internal/api gives for a VM not meant to run.
+		writeJSON(w, 409, map[string]any{"error": map[string]any{"code": "vm_not_running",
+			"message": "vm " + r.PathValue("id") + " is meant to be stopped; start it instead of rebooting it"}})
+	})
 	mux.HandleFunc("GET /v1/vms/{id}/console", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.consoles++
@@ -285,6 +290,10 @@ func TestCallsAndErrors(t *testing.T) {
 
 	_, err = src.VMAction(ctx, "not-a-uuid", data.OpStart)
 	require.ErrorIs(t, err, data.ErrNotFound)
+
+	_, err = src.VMAction(ctx, vmID.String(), data.OpReboot)
+	require.Equal(t, "vm_not_running", data.Reason(err), "the server's reason code survives: %v", err)
+	require.ErrorIs(t, err, client.ErrConflict)
 
 	ch := src.FollowLogs(ctx, data.LogTarget{Kind: data.LogConsole, ID: "not-a-uuid"})
 	b := <-ch

@@ -198,6 +198,14 @@ func (l *List) Reload(f *fleet.Fleet) {
 	l.table.SetRows(rows)
 }
 
+// Tick redraws the rows whose cells count time (a host's SEEN, a plan's
+// AGE), so a silent host visibly ages; other lists are left alone.
+func (l *List) Tick(f *fleet.Fleet) {
+	if l.kind == Hosts || l.kind == Plans {
+		l.Reload(f)
+	}
+}
+
 // Apply refreshes the rows a fleet change touches. Single-object changes
 // update one row in place so a 10,000-VM list does not rebuild per event.
 func (l *List) Apply(f *fleet.Fleet, ch fleet.Change) {

@@ -189,6 +189,11 @@ func (f *Fake) VMAction(_ context.Context, vmID string, op data.VMOp) (data.Plan
 	if i < 0 {
 		return data.Plan{}, fmt.Errorf("vm %s: %w", vmID, data.ErrNotFound)
 	}
+	if op == data.OpReboot && f.fx.VMs[i].DesiredState != data.StateRunning {
+		// As internal/api answers (vm.go, CodeVMNotRunning): 409.
+		return data.Plan{}, fmt.Errorf("reboot vm %s: %w", vmID, &data.Refusal{Code: "vm_not_running",
+			Message: fmt.Sprintf("vm %s is meant to be %s; start it instead of rebooting it", vmID, f.fx.VMs[i].DesiredState)})
+	}
 	f.calls = append(f.calls, Call{Op: string(op), Target: vmID})
 	f.nextPlan++
 	id := fmt.Sprintf("plan-%d", f.nextPlan)
