@@ -195,8 +195,8 @@ type Model struct {
 	// queued asks for another re-list once the running one ends.
 	queued bool
 
-	status   status
-	messages []logged
+	status    status
+	messages  []logged
 	watch     string
 	watchName string
 
