@@ -507,7 +507,13 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case createdMsg:
 		if msg.err != nil {
 			m.fail("create vm", msg.err)
-			return m, nil
+			if m.mode != modeNormal {
+				return m, nil
+			}
+			// The form was kept: reopen it as typed, the refusal at its
+			// field.
+			m.mode = modeForm
+			return m, m.form.SetServerError(msg.err)
 		}
 		m.applyAll(m.fleet.PutVM(msg.vm))
 		where := ""

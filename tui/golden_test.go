@@ -143,6 +143,7 @@ func TestViews(t *testing.T) {
 		{name: "create_form", keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("n")}},
 		{name: "create_form_from_site", keys: []tea.KeyMsg{keyDown, runes("n")}},
 		{name: "created_placed", keys: []tea.KeyMsg{runes("n"), runes("web-3"), keyEnter, keyEnter, keyEnter, keyEnter, keyEnter, runes("/img/a.raw"), keyEnter}},
+		{name: "create_refused_keeps_form", keys: []tea.KeyMsg{runes(":"), runes("sites"), keyEnter, keyDown, runes("n"), runes("web-9"), keyEnter, keyEnter, keyEnter, keyEnter, keyEnter, runes("/img/a.raw"), keyEnter}},
 		{name: "token", keys: []tea.KeyMsg{runes("t")}},
 		{name: "read_only_refusal", opts: Options{ReadOnly: true}, keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("x")}},
 		{name: "offline", events: []data.Event{{Type: data.EventConn, Conn: data.Offline, Err: data.ErrUnavailable}}, keys: []tea.KeyMsg{keyEnter}},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubedoio/n-kudo/internal/vmspec"
 	"github.com/kubedoio/n-kudo/tui/data"
+	"github.com/kubedoio/n-kudo/tui/render"
 	"github.com/kubedoio/n-kudo/tui/style"
 )
 
@@ -138,77 +139,165 @@ func (m *Model) SetValue(field int, v string) { m.inputs[field].SetValue(v) }
 // Err is the last validation error.
 func (m Model) Err() error { return m.err }
 
+// FieldError is a problem with one field of the form.
+type FieldError struct {
+	Field int
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the problem (which wraps ErrInvalid).
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// FieldOf is the form field err is about, or -1.
+func FieldOf(err error) int {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return fe.Field
+	}
+	return -1
+}
+
 // Validate turns field values into a spec, resolving the site and host
 // by name or id. An empty host leaves HostID empty (the server places the
-// VM); a host decides the site, and a site given with it must agree.
+// VM); a host decides the site, and a site given with it must agree. The
+// error is a *FieldError naming the first field in error.
 func Validate(values [fieldCount]string, sites []data.Site, hosts []data.Host) (data.VMSpec, error) {
 	var spec data.VMSpec
-	spec.Name = strings.TrimSpace(values[FieldName])
-	if err := vmspec.CheckName(spec.Name); err != nil {
-		return spec, invalid(err)
-	}
-	sn := strings.TrimSpace(values[FieldSite])
-	var site data.Site
-	if sn != "" {
-		found := false
-		for _, s := range sites {
-			if s.Name == sn || s.ID == sn {
-				site, found = s, true
-				break
-			}
+	for f := range fieldCount {
+		if err := check(f, values, sites, hosts, &spec); err != nil {
+			return spec, &FieldError{Field: f, Err: err}
 		}
-		if !found {
-			return spec, fmt.Errorf("site %q: no such site: %w", sn, ErrInvalid)
-		}
-	}
-	hn := strings.TrimSpace(values[FieldHost])
-	switch {
-	case hn != "":
-		found := false
-		for _, h := range hosts {
-			if h.Hostname == hn || h.ID == hn {
-				spec.HostID, spec.SiteID, found = h.ID, h.SiteID, true
-				break
-			}
-		}
-		if !found {
-			return spec, fmt.Errorf("host %q: no such host: %w", hn, ErrInvalid)
-		}
-		if site.ID != "" && site.ID != spec.SiteID {
-			return spec, fmt.Errorf("host %q is not in site %q: %w", hn, site.Name, ErrInvalid)
-		}
-	case site.ID == "":
-		return spec, fmt.Errorf("site: required when no host is given: %w", ErrInvalid)
-	default:
-		spec.SiteID = site.ID
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(values[FieldVCPUs]))
-	if err != nil {
-		return spec, fmt.Errorf("vcpus %q: a whole number from %d to %d: %w", values[FieldVCPUs], vmspec.MinVCPUs, vmspec.MaxVCPUs, ErrInvalid)
-	}
-	if err := vmspec.CheckVCPUs(n); err != nil {
-		return spec, invalid(err)
-	}
-	spec.VCPUs = n
-	n, err = strconv.Atoi(strings.TrimSpace(values[FieldMemory]))
-	if err != nil {
-		return spec, fmt.Errorf("memory %q: MiB from %d to %d: %w", values[FieldMemory], vmspec.MinMemoryMiB, vmspec.MaxMemoryMiB, ErrInvalid)
-	}
-	if err := vmspec.CheckMemoryMiB(n); err != nil {
-		return spec, invalid(err)
-	}
-	spec.MemoryMiB = n
-	spec.DiskImage = strings.TrimSpace(values[FieldDisk])
-	if err := vmspec.CheckHostPath(vmspec.FieldDiskImage, spec.DiskImage); err != nil {
-		return spec, invalid(err)
 	}
 	return spec, nil
 }
 
-// invalid marks a vmspec problem as the form's ErrInvalid; the form checks
-// with the server's own rule (internal/vmspec), so what it accepts the
-// server accepts.
-func invalid(err error) error { return fmt.Errorf("%v: %w", err, ErrInvalid) }
+// check validates one field into spec, with the server's own rules
+// (internal/vmspec) so what the form accepts the server accepts.
+func check(f int, values [fieldCount]string, sites []data.Site, hosts []data.Host, spec *data.VMSpec) error {
+	v := strings.TrimSpace(values[f])
+	switch f {
+	case FieldName:
+		spec.Name = v
+		return invalid(vmspec.CheckName(v))
+	case FieldSite:
+		site, err := findSite(v, sites)
+		spec.SiteID = site.ID
+		return err
+	case FieldHost:
+		return checkHost(v, values, sites, hosts, spec)
+	case FieldVCPUs:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("vcpus %q: a whole number from %d to %d: %w", v, vmspec.MinVCPUs, vmspec.MaxVCPUs, ErrInvalid)
+		}
+		spec.VCPUs = n
+		return invalid(vmspec.CheckVCPUs(n))
+	case FieldMemory:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("memory %q: MiB from %d to %d: %w", v, vmspec.MinMemoryMiB, vmspec.MaxMemoryMiB, ErrInvalid)
+		}
+		spec.MemoryMiB = n
+		return invalid(vmspec.CheckMemoryMiB(n))
+	case FieldDisk:
+		spec.DiskImage = v
+		return invalid(vmspec.CheckHostPath(vmspec.FieldDiskImage, v))
+	}
+	return nil
+}
+
+func findSite(name string, sites []data.Site) (data.Site, error) {
+	if name == "" {
+		return data.Site{}, nil
+	}
+	for _, s := range sites {
+		if s.Name == name || s.ID == name {
+			return s, nil
+		}
+	}
+	return data.Site{}, fmt.Errorf("site %q: no such site: %w", name, ErrInvalid)
+}
+
+func checkHost(hn string, values [fieldCount]string, sites []data.Site, hosts []data.Host, spec *data.VMSpec) error {
+	site, _ := findSite(strings.TrimSpace(values[FieldSite]), sites)
+	switch {
+	case hn != "":
+		for _, h := range hosts {
+			if h.Hostname == hn || h.ID == hn {
+				spec.HostID, spec.SiteID = h.ID, h.SiteID
+				if site.ID != "" && site.ID != h.SiteID {
+					return fmt.Errorf("host %q is not in site %q: %w", hn, site.Name, ErrInvalid)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("host %q: no such host: %w", hn, ErrInvalid)
+	case site.ID == "":
+		return fmt.Errorf("site: required when no host is given: %w", ErrInvalid)
+	}
+	spec.SiteID = site.ID
+	return nil
+}
+
+// invalid marks a vmspec problem as the form's ErrInvalid.
+func invalid(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%v: %w", err, ErrInvalid)
+}
+
+// serverFields maps the field names in the server's messages (vmspec's
+// JSON names) to form fields.
+var serverFields = []struct {
+	name  string
+	field int
+}{
+	{vmspec.FieldMemoryMiB, FieldMemory}, {vmspec.FieldVCPUs, FieldVCPUs},
+	{vmspec.FieldDiskImage, FieldDisk}, {vmspec.FieldName, FieldName},
+}
+
+// SetServerError shows the server's refusal at the field it names (its
+// messages name vmspec fields; name_taken is the name's; no online host
+// is the host's) and moves the focus there; input stays as typed.
+func (m *Model) SetServerError(err error) tea.Cmd {
+	field := -1
+	msg := err.Error()
+	switch code := data.Reason(err); {
+	case code == "name_taken":
+		field = FieldName
+	case strings.Contains(msg, "online"):
+		field = FieldHost
+	default:
+		for _, f := range serverFields {
+			if strings.Contains(msg, f.name+" ") {
+				field = f.field
+				break
+			}
+		}
+	}
+	if r, ok := data.Refused(err); ok {
+		msg = r.Message + " (" + r.Code + ")"
+	}
+	m.err = &FieldError{Field: field, Err: errors.New("server: " + msg)}
+	if field < 0 {
+		return nil
+	}
+	return m.setFocus(field)
+}
+
+// leave checks the field being left, so a bad value is flagged where it
+// was typed, and moves to field i.
+func (m *Model) leave(i int) tea.Cmd {
+	var spec data.VMSpec
+	m.err = nil
+	if err := check(m.focus, m.values(), m.sites, m.hosts, &spec); err != nil {
+		m.err = &FieldError{Field: m.focus, Err: err}
+	}
+	return m.setFocus(i)
+}
 
 func (m *Model) setFocus(i int) tea.Cmd {
 	m.inputs[m.focus].Blur()
@@ -246,18 +335,18 @@ func (m *Model) Handle(msg tea.Msg) (Outcome, data.VMSpec, tea.Cmd) {
 			spec, err := Validate(m.values(), m.sites, m.hosts)
 			m.err = err
 			if err != nil {
-				return Editing, spec, nil
+				return Editing, spec, m.setFocus(FieldOf(err))
 			}
 			return Submitted, spec, nil
 		case key.Matches(km, m.KeyMap.Submit):
-			return Editing, data.VMSpec{}, m.setFocus(m.focus + 1)
+			return Editing, data.VMSpec{}, m.leave(m.focus + 1)
 		case km.String() == "tab" && (m.focus == FieldHost || m.focus == FieldSite) && m.inputs[m.focus].Value() != "" &&
 			m.inputs[m.focus].CurrentSuggestion() != "" && m.inputs[m.focus].CurrentSuggestion() != m.inputs[m.focus].Value():
 			// Tab completes a site or host name first, then moves on.
 		case key.Matches(km, m.KeyMap.Next):
-			return Editing, data.VMSpec{}, m.setFocus(m.focus + 1)
+			return Editing, data.VMSpec{}, m.leave(m.focus + 1)
 		case key.Matches(km, m.KeyMap.Prev):
-			return Editing, data.VMSpec{}, m.setFocus(m.focus - 1)
+			return Editing, data.VMSpec{}, m.leave(m.focus - 1)
 		}
 	}
 	var cmd tea.Cmd
@@ -288,10 +377,13 @@ func (m Model) View() string {
 			label = "  " + label
 		}
 		rows = append(rows, label+" "+in.View())
+		if m.err != nil && FieldOf(m.err) == i {
+			rows = append(rows, m.styles.Error.Render("  ! "+render.Truncate(m.err.Error(), max(m.width-10, 20))))
+		}
 	}
 	rows = append(rows, "")
-	if m.err != nil {
-		rows = append(rows, m.styles.Error.Render(m.err.Error()))
+	if m.err != nil && FieldOf(m.err) < 0 {
+		rows = append(rows, m.styles.Error.Render(render.Truncate(m.err.Error(), max(m.width-8, 20))))
 	} else {
 		rows = append(rows, m.styles.Dim.Render("tab next · enter on last field creates · esc cancels"))
 	}

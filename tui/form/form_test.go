@@ -1,6 +1,7 @@
 package form
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -136,7 +137,19 @@ func TestHandle(t *testing.T) {
 			name: "ctrl+s submits from any field",
 			opts: Options{Sites: sites, Hosts: hosts, Host: "fra-01"},
 			keys: []tea.KeyMsg{typ("db"), {Type: tea.KeyCtrlS}},
-			want: Editing, wantErr: "disk_image is required", focus: FieldName,
+			want: Editing, wantErr: "disk_image is required", focus: FieldDisk,
+		},
+		{
+			name: "a bad value is flagged when its field is left",
+			opts: Options{Sites: sites, Hosts: hosts, Host: "fra-01"},
+			keys: []tea.KeyMsg{typ("db"), tab, tab, tab, {Type: tea.KeyBackspace}, typ("256"), tab},
+			want: Editing, wantErr: "vcpus", focus: FieldMemory,
+		},
+		{
+			name: "memory beyond the server's limit is refused at the field",
+			opts: Options{Sites: sites, Hosts: hosts, Host: "fra-01"},
+			keys: []tea.KeyMsg{typ("db"), tab, tab, tab, tab, {Type: tea.KeyCtrlU}, typ("4194304"), {Type: tea.KeyCtrlS}},
+			want: Editing, wantErr: "memory_mib", focus: FieldMemory,
 		},
 		{
 			name: "tab completes a host before moving on",
@@ -201,5 +214,36 @@ func TestViewShowsPlacementHint(t *testing.T) {
 	v := ansi.Strip(m.View())
 	for _, want := range []string{"Create VM", "Site", "ams", "Host", "empty: the server picks"} {
 		require.True(t, strings.Contains(v, want), "view lacks %q:\n%s", want, v)
+	}
+}
+
+// TestServerErrorAtField: the server's refusal lands at the field it
+// names, focus moves there and the input is kept.
+func TestServerErrorAtField(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		err   error
+		field int
+	}{
+		{"vmspec field", &data.Refusal{Code: "invalid_argument", Message: "memory_mib must be at most 1048576"}, FieldMemory},
+		{"name taken", &data.Refusal{Code: "name_taken", Message: `a vm named "db" already exists in this tenant`}, FieldName},
+		{"no host online", &data.Refusal{Code: "unavailable", Message: "no host of site x is online to place the vm on"}, FieldHost},
+		{"other", errors.New("server unavailable"), -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := New(Options{Sites: sites, Hosts: hosts, Host: "fra-01"}, style.Plain())
+			m.SetSize(100, 20)
+			m.Handle(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("db")})
+			m.SetServerError(tt.err)
+			require.Equal(t, tt.field, FieldOf(m.Err()))
+			if tt.field >= 0 {
+				require.Equal(t, tt.field, m.focus)
+			}
+			require.Equal(t, "db", m.values()[FieldName], "input kept")
+			require.Contains(t, ansi.Strip(m.View()), "server: ")
+		})
 	}
 }

@@ -271,7 +271,9 @@ func (f *Fake) place(site string) (string, error) {
 		}
 	}
 	if best == "" {
-		return "", fmt.Errorf("placing a vm in site %s: %w", site, ErrNoHost)
+		// As internal/api answers (vm.go, CodeNoHostAvailable): 409.
+		return "", fmt.Errorf("placing a vm in site %s: %w", site, &data.Refusal{Code: "no_host_available",
+			Message: fmt.Sprintf("no host of site %s is online to place the vm on", site), Err: ErrNoHost})
 	}
 	return best, nil
 }
