@@ -152,8 +152,20 @@ type (
 // tickEvery is how often relative times are redrawn.
 const tickEvery = time.Second
 
-func tick() tea.Cmd {
-	return tea.Tick(tickEvery, func(time.Time) tea.Msg { return tickMsg{} })
+// tick waits a second, or until the console closes: unlike tea.Tick it
+// leaves no goroutine behind after quitting.
+func (m Model) tick() tea.Cmd {
+	ctx := m.ctx
+	return func() tea.Msg {
+		t := time.NewTimer(tickEvery)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return tickMsg{}
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 // Model is the console's root model.
@@ -264,7 +276,7 @@ func (m *Model) top() *page { return &m.pages[len(m.pages)-1] }
 // subscription context, the loading flag) because Init cannot change the
 // model.
 func (m Model) Init() tea.Cmd {
-	return tea.Batch(m.subscribeCmd(), m.loadCmd(), tea.WindowSize(), tick())
+	return tea.Batch(m.subscribeCmd(), m.loadCmd(), tea.WindowSize(), m.tick())
 }
 
 // subscribe replaces the event subscription (after a context switch).
@@ -482,7 +494,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 		}
 		m.expireFlash()
-		return m, tick()
+		return m, m.tick()
 	case tenantsMsg:
 		if msg.err != nil {
 			m.fail("tenants", msg.err)
