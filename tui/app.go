@@ -822,6 +822,9 @@ func (m Model) onKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.setFlash(op+" cancelled", false)
 			return m, nil
 		}
+		if op == opToken {
+			return m, m.mintToken(id)
+		}
 		return m, m.vmAction(id, data.VMOp(op))
 	case modeForm:
 		out, spec, cmd := m.form.Handle(k)
@@ -880,6 +883,7 @@ func (m Model) onKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.pop()
 		return m, nil
 	case key.Matches(k, m.keys.Refresh):
+		m.setFlash("re-listing…", false)
 		return m, m.load()
 	}
 	if p.log != nil {
@@ -890,9 +894,27 @@ func (m Model) onKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if cmd, ok := m.listKey(k); ok {
 		return m, cmd
 	}
+	if m.unbound(k) {
+		// A key that does nothing says so, instead of leaving the
+		// operator to wonder whether it was received.
+		m.setFlash(fmt.Sprintf("%s does nothing here · ? lists the keys", k.String()), false)
+		return m, nil
+	}
 	l, cmd := p.list.Update(k)
 	*p.list = l
 	return m, cmd
+}
+
+// unbound reports a printable key (or space) no binding of a list page
+// claims.
+func (m Model) unbound(k tea.KeyMsg) bool {
+	if k.Type != tea.KeyRunes && k.Type != tea.KeySpace {
+		return false
+	}
+	tk := m.top().list.Table().KeyMap
+	all := append(m.keys.navigation(), m.keys.actions()...)
+	all = append(all, tk.Up, tk.Down, tk.PageUp, tk.PageDown, tk.Home, tk.End, tk.SortNext, tk.SortPrev, tk.SortReverse)
+	return !key.Matches(k, all...)
 }
 
 // listKey handles drilling and actions on the selected row.
@@ -906,7 +928,7 @@ func (m *Model) listKey(k tea.KeyMsg) (tea.Cmd, bool) {
 			return nil, true
 		}
 		return m.drill(kind, id), true
-	case key.Matches(k, m.keys.Start, m.keys.Stop, m.keys.Reboot, m.keys.Delete, m.keys.Console) && kind == view.VMs:
+	case key.Matches(k, m.keys.Start, m.keys.Stop, m.keys.Reboot, m.keys.Delete, m.keys.Console, m.keys.Logs) && kind == view.VMs:
 		if !ok {
 			return nil, true
 		}
@@ -923,13 +945,24 @@ func (m *Model) listKey(k tea.KeyMsg) (tea.Cmd, bool) {
 		if !ok || m.refuseReadOnly("enrollment token") {
 			return nil, true
 		}
-		src, ctx, name := m.src, m.ctx, m.fleet.SiteName(id)
-		return func() tea.Msg {
-			t, err := src.CreateEnrollmentToken(ctx, id)
-			return tokenMsg{site: name, token: t, err: err}
-		}, true
+		// A token lets a machine join the site: mint one on purpose only.
+		name := m.fleet.SiteName(id)
+		m.askConfirm(opToken+":"+id, "Create an enrollment token for "+name+"?",
+			"Anyone holding it can enroll a host into "+name+" until it expires. It is shown once.")
+		return nil, true
 	}
 	return nil, false
+}
+
+// opToken tags the confirmation of minting an enrollment token.
+const opToken = "token"
+
+func (m *Model) mintToken(siteID string) tea.Cmd {
+	src, ctx, name := m.src, m.ctx, m.fleet.SiteName(siteID)
+	return func() tea.Msg {
+		t, err := src.CreateEnrollmentToken(ctx, siteID)
+		return tokenMsg{site: name, token: t, err: err}
+	}
 }
 
 // formOptions pre-fills the create form from where it was opened: the
@@ -997,39 +1030,68 @@ func (m *Model) openLog(t data.LogTarget, crumb string) tea.Cmd {
 
 func (m *Model) onVMKey(k tea.KeyMsg, id string) tea.Cmd {
 	name := m.fleet.VMName(id)
+	v, _ := m.fleet.VM(id)
 	switch {
 	case key.Matches(k, m.keys.Console):
 		return m.openLog(data.LogTarget{Kind: data.LogConsole, ID: id}, "console "+name)
-	case key.Matches(k, m.keys.Delete):
-		if m.refuseReadOnly("delete") {
-			return nil
-		}
-		host := m.fleet.HostName(m.vmHost(id))
-		m.confirm = confirm.New("delete:"+id, "Delete VM "+name+"?",
-			"This stops "+name+" and removes it and its disks from "+host+". It cannot be undone.", m.styles)
-		m.confirm.SetSize(m.width, m.bodyHeight())
-		m.mode = modeConfirm
-		return nil
+	case key.Matches(k, m.keys.Logs):
+		return m.latestLog(id)
 	}
-	op := data.OpStart
+	op, title, body := data.OpStart, "", ""
 	switch {
+	case key.Matches(k, m.keys.Delete):
+		op, title = data.OpDelete, "Delete VM "+name+"?"
+		body = "This stops " + name + " and removes it and its disks from " + m.fleet.HostName(v.HostID) + ". It cannot be undone."
 	case key.Matches(k, m.keys.Stop):
-		op = data.OpStop
+		op, title, body = data.OpStop, "Stop VM "+name+"?", "The guest is shut down; start it again with s."
 	case key.Matches(k, m.keys.Reboot):
-		op = data.OpReboot
+		op, title, body = data.OpReboot, "Reboot VM "+name+"?", "The guest restarts; its work is interrupted."
 	}
 	if m.refuseReadOnly(string(op)) {
 		return nil
 	}
-	if op == data.OpStop {
-		// Stopping takes a workload down: confirm like k9s does for kills.
-		m.confirm = confirm.New("stop:"+id, "Stop VM "+name+"?",
-			"The guest is shut down; start it again with s.", m.styles)
-		m.confirm.SetSize(m.width, m.bodyHeight())
-		m.mode = modeConfirm
+	// Asking to confirm what would change nothing helps no one.
+	switch {
+	case op == data.OpStop && v.DesiredState == data.StateStopped:
+		m.setFlash(name+" is already stopped", false)
+		return nil
+	case op == data.OpStart && v.DesiredState == data.StateRunning && v.ActualState == data.StateRunning:
+		m.setFlash(name+" is already running", false)
+		return nil
+	case op == data.OpStart:
+		return m.vmAction(id, op)
+	}
+	// Every action that takes a workload down is confirmed, like k9s
+	// does for kills.
+	m.askConfirm(string(op)+":"+id, title, body)
+	return nil
+}
+
+func (m *Model) askConfirm(id, title, body string) {
+	m.confirm = confirm.New(id, title, body, m.styles)
+	m.confirm.SetSize(m.width, m.bodyHeight())
+	m.mode = modeConfirm
+}
+
+// latestLog opens the log of the newest plan's execution for a VM.
+func (m *Model) latestLog(vmID string) tea.Cmd {
+	p, ok := m.fleet.LatestPlan(vmID)
+	if !ok {
+		m.setFlash(m.fleet.VMName(vmID)+": no plan yet, so no log", false)
 		return nil
 	}
-	return m.vmAction(id, op)
+	for _, a := range p.Actions {
+		if a.VMID != vmID {
+			continue
+		}
+		if a.ExecutionID == "" {
+			m.setFlash("the latest action on "+m.fleet.VMName(vmID)+" is not dispatched yet: no log", false)
+			return nil
+		}
+		return m.openLog(data.LogTarget{Kind: data.LogExecution, ID: a.ExecutionID},
+			"log "+data.Verb(a.Type)+" "+m.fleet.VMName(vmID))
+	}
+	return nil
 }
 
 func (m Model) vmHost(id string) string {

@@ -6,6 +6,7 @@ import "github.com/charmbracelet/bubbles/key"
 type KeyMap struct {
 	Quit, Palette, Filter, Help, Back, Enter, Refresh   key.Binding
 	Start, Stop, Reboot, Delete, Create, Console, Token key.Binding
+	Logs                                                key.Binding
 }
 
 // DefaultKeyMap follows k9s where it can.
@@ -21,10 +22,11 @@ func DefaultKeyMap() KeyMap {
 		Start:   key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "start vm")),
 		Stop:    key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "stop vm")),
 		Reboot:  key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reboot vm")),
-		Delete:  key.NewBinding(key.WithKeys("ctrl+d", "D"), key.WithHelp("ctrl+d", "delete vm")),
+		Delete:  key.NewBinding(key.WithKeys("ctrl+d", "D"), key.WithHelp("D", "delete vm (or ctrl+d)")),
 		Create:  key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "new vm")),
 		Console: key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "vm console")),
 		Token:   key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "enrollment token")),
+		Logs:    key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "latest plan's log")),
 	}
 }
 
@@ -33,5 +35,5 @@ func (k KeyMap) navigation() []key.Binding {
 }
 
 func (k KeyMap) actions() []key.Binding {
-	return []key.Binding{k.Start, k.Stop, k.Reboot, k.Delete, k.Create, k.Console, k.Token}
+	return []key.Binding{k.Start, k.Stop, k.Reboot, k.Delete, k.Create, k.Console, k.Logs, k.Token}
 }

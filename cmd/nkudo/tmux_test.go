@@ -68,7 +68,7 @@ func TestConsoleInTmux(t *testing.T) {
 	tm.waitScreen(`dev-site\s+2\s+2\s+0\b`, `dev │ dev │ ● connected`)
 	// Drill in: both hosts run the simulated hypervisor.
 	tm.keys("Enter")
-	tm.waitScreen(`sites › dev-site`, `(?m)^dev-agent-1\s+online\b.*\bsimulated\b`, `(?m)^dev-agent-2\s+online\b.*\bsimulated\b`)
+	tm.waitScreen(`sites › dev-site`, `(?m)^[▶ ] dev-agent-1\s+online\b.*\bsimulated\b`, `(?m)^[▶ ] dev-agent-2\s+online\b.*\bsimulated\b`)
 
 	// All VMs, then the create form: the site is implied, the host left
 	// to the server.
@@ -82,19 +82,19 @@ func TestConsoleInTmux(t *testing.T) {
 	// The dev stack's image dir holds the sample image (README).
 	tm.text(filepath.Join(dir, "data", "images", "alpine.raw"))
 	tm.keys("Enter")
-	tm.waitScreen(`created vm e2e-1 on dev-agent-[12] \(placed by the server\)`, `(?m)^e2e-1\s+running\s+running\b`)
+	tm.waitScreen(`created vm e2e-1 on dev-agent-[12] \(placed by the server\)`, `(?m)^[▶ ] e2e-1\s+running\s+running\b`)
 
 	// Stop asks first, then the VM reaches stopped.
 	tm.text("x")
 	tm.waitScreen(`Stop VM e2e-1\?`)
 	tm.text("y")
-	tm.waitScreen(`(?m)^e2e-1\s+stopped\s+stopped\b`)
+	tm.waitScreen(`(?m)^[▶ ] e2e-1\s+stopped\s+stopped\b`)
 
 	// Help, and back.
 	tm.text("?")
 	tm.waitScreen(`new vm`, `stop vm`, `command`)
 	tm.keys("Escape")
-	tm.waitScreen(`(?m)^e2e-1\s+stopped`)
+	tm.waitScreen(`(?m)^[▶ ] e2e-1\s+stopped`)
 
 	// :q quits, and the console's process exits 0.
 	tm.text(":q")
