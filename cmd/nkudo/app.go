@@ -27,6 +27,9 @@ type app struct {
 	contextName string
 	// pollEvery is how often --wait re-reads a plan.
 	pollEvery time.Duration
+	// retryFor is how long a followed stream (logs -f) keeps retrying an
+	// unreachable server before the command gives up with exit 5.
+	retryFor time.Duration
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) *app {
@@ -35,6 +38,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) strin
 		now:        time.Now,
 		isTerminal: stdinIsTerminal,
 		pollEvery:  500 * time.Millisecond,
+		retryFor:   30 * time.Second,
 	}
 }
 
@@ -145,6 +149,11 @@ const (
 
 // client builds an API client for the selected context.
 func (a *app) client(mode access) (*client.Client, error) {
+	return a.clientWith(mode, nil)
+}
+
+// clientWith is client with a hook on stream health (nil for none).
+func (a *app) clientWith(mode access, onStream func(path string, connected bool, err error)) (*client.Client, error) {
 	cc, err := a.selectedContext()
 	if err != nil {
 		return nil, err
@@ -156,7 +165,8 @@ func (a *app) client(mode access) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.New(client.Config{BaseURL: cc.Server, CAPEM: pem, APIKey: cc.APIKey, Tenant: cc.Tenant, UserAgent: "nkudo-cli"})
+	return client.New(client.Config{BaseURL: cc.Server, CAPEM: pem, APIKey: cc.APIKey, Tenant: cc.Tenant, UserAgent: "nkudo-cli",
+		OnStreamState: onStream})
 }
 
 // exactArgs is cobra.ExactArgs with a usage error, for exit code 2.

@@ -23,10 +23,10 @@ const (
 const exitCodesHelp = `Exit codes:
   0  success
   1  error
-  2  usage error (bad flags or arguments)
+  2  usage error (bad flags or arguments, or refused by the server as invalid)
   3  not found
   4  authentication or permission refused (including read-only contexts)
-  5  server unreachable
+  5  server unreachable (logs -f: after retrying for 30s)
   6  plan failed (with --wait)`
 
 // Sentinel errors of the command.
@@ -53,7 +53,9 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue), isCobraUsage(err):
+	case errors.As(err, &ue), isCobraUsage(err), client.IsInvalidArgument(err):
+		// The server's 400 (a request it refused as malformed) is a
+		// usage error too: fix the arguments and retry.
 		return exitUsage
 	case errors.Is(err, errPlanFailed):
 		return exitPlanFailed

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,17 +29,15 @@ without repeating a line.`,
 			if err != nil {
 				return usagef("%q is not an execution id", args[0])
 			}
+			w := cmd.OutOrStdout()
+			if follow {
+				return a.followLogs(cmd.Context(), id, w)
+			}
 			c, err := a.client(readAccess)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			w := cmd.OutOrStdout()
-			if follow {
-				return c.FollowLogs(cmd.Context(), id, 0, func(l client.LogLine) error {
-					return printLogLine(w, l)
-				})
-			}
 			for l, err := range c.AllLogs(cmd.Context(), id, 0) {
 				if err != nil {
 					return err
@@ -50,6 +51,47 @@ without repeating a line.`,
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the execution ends")
 	return cmd
+}
+
+// followLogs follows an execution's log; when the server stays
+// unreachable for a.retryFor it gives up with an unreachable error (exit
+// 5), saying so, instead of retrying silently forever.
+func (a *app) followLogs(ctx context.Context, id uuid.UUID, w io.Writer) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var mu sync.Mutex // guards down
+	var down *time.Timer
+	defer func() {
+		mu.Lock()
+		if down != nil {
+			down.Stop()
+		}
+		mu.Unlock()
+	}()
+	onStream := func(_ string, connected bool, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case connected && down != nil:
+			down.Stop()
+			down = nil
+		case !connected && err != nil && down == nil:
+			fmt.Fprintf(a.stderr, "nkudo: lost the server (%v); retrying for %s\n", err, a.retryFor)
+			down = time.AfterFunc(a.retryFor, func() {
+				cancel(fmt.Errorf("following logs of execution %s: %w for %s, giving up (last error: %v)", id, client.ErrUnreachable, a.retryFor, err))
+			})
+		}
+	}
+	c, err := a.clientWith(readAccess, onStream)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	err = c.FollowLogs(ctx, id, 0, func(l client.LogLine) error { return printLogLine(w, l) })
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
 }
 
 func printLogLine(w io.Writer, l client.LogLine) error {

@@ -66,6 +66,7 @@ func (h *harness) runIn(stdin string, args ...string) result {
 	a.now = func() time.Time { return fixedNow }
 	a.isTerminal = func(io.Reader) bool { return h.terminal }
 	a.pollEvery = 10 * time.Millisecond
+	a.retryFor = time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	code := a.run(ctx, args)
@@ -271,6 +272,7 @@ func TestExitCodes(t *testing.T) {
 		{"read-only context", []string{"--context", "guarded", "token", "create", "--site", "fra1"}, exitAuth, "", "read-only"},
 		{"read-only context refuses vm start", []string{"--context", "guarded", "vm", "start", "web-1"}, exitAuth, "", "read-only"},
 		{"server unreachable", []string{"--context", "gone", "get", "vms"}, exitUnreachable, "", "server unreachable"},
+		{"logs -f gives up on an unreachable server", []string{"--context", "gone", "logs", "-f", uuid.NewString()}, exitUnreachable, "", "giving up"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

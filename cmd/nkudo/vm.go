@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -90,14 +91,13 @@ func (a *app) vmCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				if err := printJSON(cmd.OutOrStdout(), vm); err != nil {
-					return err
-				}
-			} else {
+			if output != "json" {
 				fmt.Fprintf(cmd.OutOrStdout(), "vm %s created: %s\n", vm.Name, vm.ID)
 			}
 			if !wait {
+				if output == "json" {
+					return printJSON(cmd.OutOrStdout(), vm)
+				}
 				return nil
 			}
 			plan := vm.Plan
@@ -108,7 +108,20 @@ func (a *app) vmCreateCmd() *cobra.Command {
 				}
 				plan = &p
 			}
-			return a.waitPlan(ctx, c, plan.ID, timeout)
+			werr := a.waitPlan(ctx, c, plan.ID, timeout)
+			if output != "json" {
+				return werr
+			}
+			// With --wait, JSON is the VM as the wait left it, not as it
+			// was before.
+			final, err := c.GetVM(ctx, vm.ID)
+			if err != nil {
+				return errors.Join(werr, fmt.Errorf("reading vm %s after the wait: %w", vm.Name, err))
+			}
+			if err := printJSON(cmd.OutOrStdout(), final); err != nil {
+				return err
+			}
+			return werr
 		},
 	}
 	f := cmd.Flags()
