@@ -55,6 +55,9 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 	if f.agents < 0 || f.agents > devstack.MaxAgents {
 		return usagef("--agents must be between 0 and %d", devstack.MaxAgents)
 	}
+	if err := checkLoopback(f.addr); err != nil {
+		return err
+	}
 	dataDir := f.dataDir
 	if dataDir == "" {
 		tmp, err := os.MkdirTemp("", "nkudo-dev-")
@@ -67,6 +70,11 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
+	release, err := lockDataDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer release()
 	// Logs go to a file: the console owns the terminal.
 	logPath := filepath.Join(dataDir, "dev.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -86,12 +94,14 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 	if err != nil {
 		return fmt.Errorf("starting dev stack (log: %s): %w", logPath, err)
 	}
-	if err := a.writeDevContext(stack); err != nil {
+	prev, err := a.writeDevContext(stack)
+	if err != nil {
 		cancel()
 		_ = stack.Wait()
 		return err
 	}
-	fmt.Fprintf(a.stderr, "nkudo dev: server %s, context %q is current, logs in %s\n", stack.URL, devContext, logPath)
+	defer a.restoreContext(a.contextName, prev)
+	fmt.Fprintf(a.stderr, "nkudo dev: server %s, context %q is current, logs in %s\n", stack.URL, a.contextName, logPath)
 	fmt.Fprintf(a.stderr, "nkudo dev: VM images come from %s (try --disk-image %s)\n", stack.ImageDir, filepath.Join(stack.ImageDir, devstack.SampleImage))
 
 	if f.noTUI {
@@ -110,26 +120,51 @@ func (a *app) runDev(cmd *cobra.Command, f devFlags) error {
 	return consoleErr
 }
 
-// writeDevContext saves the "dev" context (CA inline, since a temporary
-// data dir disappears with the stack) and makes it current.
-func (a *app) writeDevContext(s *devstack.Stack) error {
+// writeDevContext saves this stack's context (CA inline, since a
+// temporary data dir disappears with the stack) and makes it current: "dev",
+// or dev-N when a running stack holds "dev". It returns the context that
+// was current before, for restoreContext.
+func (a *app) writeDevContext(s *devstack.Stack) (prev string, err error) {
 	cfg, path, err := a.loadConfig()
 	if err != nil {
-		return err
+		return "", err
 	}
+	prev = cfg.CurrentContext
+	name := devContextName(cfg)
 	if err := cfg.Set(cliconfig.Context{
-		Name: devContext, Server: s.URL, CA: string(s.CAPEM), APIKey: s.APIKey, TenantName: devstack.TenantName,
+		Name: name, Server: s.URL, CA: string(s.CAPEM), APIKey: s.APIKey, TenantName: devstack.TenantName,
 	}); err != nil {
-		return fmt.Errorf("writing dev context: %w", err)
+		return "", fmt.Errorf("writing dev context: %w", err)
 	}
-	if err := cfg.Use(devContext); err != nil {
-		return err
+	if err := cfg.Use(name); err != nil {
+		return "", err
 	}
 	if err := cfg.Save(path); err != nil {
-		return fmt.Errorf("saving %s: %w", path, err)
+		return "", fmt.Errorf("saving %s: %w", path, err)
 	}
-	a.contextName = devContext
-	return nil
+	a.contextName = name
+	return prev, nil
+}
+
+// restoreContext makes prev current again when the stack's context still
+// is (the operator did not switch meanwhile): a stopped stack's context
+// points at nothing.
+func (a *app) restoreContext(ours, prev string) {
+	cfg, path, err := a.loadConfig()
+	if err != nil || cfg.CurrentContext != ours || prev == ours {
+		return
+	}
+	if _, err := cfg.Get(prev); err != nil {
+		return
+	}
+	if err := cfg.Use(prev); err != nil {
+		return
+	}
+	if err := cfg.Save(path); err != nil {
+		fmt.Fprintf(a.stderr, "nkudo dev: restoring context %q: %v\n", prev, err)
+		return
+	}
+	fmt.Fprintf(a.stderr, "nkudo dev: context %q is current again\n", prev)
 }
 
 // devProvider picks the agents' hypervisor: Cloud Hypervisor when its

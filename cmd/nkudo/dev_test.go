@@ -58,6 +58,12 @@ func (l *lockedBuffer) String() string {
 func TestDevNoTUI(t *testing.T) {
 	h := newHarness(t)
 	dataDir := t.TempDir()
+	// The operator's own context was current before: it is again after.
+	prior, err := cliconfig.Load(h.configPath())
+	require.NoError(t, err)
+	require.NoError(t, prior.Set(cliconfig.Context{Name: "prod", Server: "https://127.0.0.1:1", CA: "ca", APIKey: "nk_x"}))
+	require.NoError(t, prior.Use("prod"))
+	require.NoError(t, prior.Save(h.configPath()))
 	var out, errOut lockedBuffer
 	a := newApp(strings.NewReader(""), &out, &errOut, func(k string) string { return h.env[k] })
 	ctx, cancel := context.WithCancel(context.Background())
@@ -78,6 +84,11 @@ func TestDevNoTUI(t *testing.T) {
 	cfg, err := cliconfig.Load(h.configPath())
 	require.NoError(t, err)
 	require.Equal(t, devContext, cfg.CurrentContext)
+
+	// A second stack on the same data dir is refused, naming the first.
+	second := h.run("dev", "--no-tui", "--agents", "0", "--data-dir", dataDir)
+	require.Equal(t, exitError, second.code, second.stderr)
+	require.Contains(t, second.stderr, "used by another nkudo dev (pid ")
 
 	var hosts struct {
 		Items []struct {
@@ -112,6 +123,9 @@ func TestDevNoTUI(t *testing.T) {
 		t.Fatal("nkudo dev did not stop")
 	}
 	require.Contains(t, errOut.String(), "stopped")
+	cfg, err = cliconfig.Load(h.configPath())
+	require.NoError(t, err)
+	require.Equal(t, "prod", cfg.CurrentContext, "the previous context is current again")
 	_, err = os.Stat(dataDir)
 	require.NoError(t, err, "a given data dir is kept")
 }
