@@ -412,6 +412,12 @@ func (m *Model) setStatus(short, full string, kind statusKind) {
 	}
 }
 
+// progress shows a transient note that the outcome will replace; it is
+// not worth a line in the message log.
+func (m *Model) progress(s string) {
+	m.status = status{text: s, kind: statusInfo, until: m.now().Add(infoFor)}
+}
+
 // fail reports what failed: the reason alone on the status line, the
 // whole error chain in the message log.
 func (m *Model) fail(what string, err error) {
@@ -1105,7 +1111,7 @@ func (m *Model) vmAction(id string, op data.VMOp) tea.Cmd {
 	}
 	src, ctx := m.src, m.ctx
 	label := string(op) + " " + m.fleet.VMName(id)
-	m.setFlash(label+": requesting…", false)
+	m.progress(label + ": requesting…")
 	return func() tea.Msg {
 		p, err := src.VMAction(ctx, id, op)
 		return actionMsg{label: label, plan: p, err: err}
@@ -1114,7 +1120,7 @@ func (m *Model) vmAction(id string, op data.VMOp) tea.Cmd {
 
 func (m *Model) createVM(spec data.VMSpec) tea.Cmd {
 	src, ctx := m.src, m.ctx
-	m.setFlash("create vm "+spec.Name+": requesting…", false)
+	m.progress("create vm " + spec.Name + ": requesting…")
 	return func() tea.Msg {
 		v, err := src.CreateVM(ctx, spec)
 		return createdMsg{vm: v, placed: spec.HostID == "", err: err}
