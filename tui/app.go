@@ -494,13 +494,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case loadedMsg:
 		return m, m.onLoaded(msg)
 	case tickMsg:
-		for _, p := range m.pages {
-			if p.list != nil {
-				p.list.Tick(m.fleet)
-			}
-		}
-		m.expireFlash()
-		return m, m.tick()
+		return m, m.onTick()
 	case tenantsMsg:
 		if msg.err != nil {
 			m.fail("tenants", msg.err)
@@ -523,26 +517,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.status = status{}
 		return m, nil
 	case createdMsg:
-		if msg.err != nil {
-			m.fail("create vm", msg.err)
-			if m.mode != modeNormal {
-				return m, nil
-			}
-			// The form was kept: reopen it as typed, the refusal at its
-			// field.
-			m.mode = modeForm
-			return m, m.form.SetServerError(msg.err)
-		}
-		m.applyAll(m.fleet.PutVM(msg.vm))
-		where := ""
-		if msg.vm.HostID != "" {
-			where = " on " + m.fleet.HostName(msg.vm.HostID)
-			if msg.placed {
-				where += " (placed by the server)"
-			}
-		}
-		m.setFlash("created vm "+msg.vm.Name+where, false)
-		return m, nil
+		return m, m.onCreated(msg)
 	case tokenMsg:
 		if msg.err != nil {
 			m.fail("enrollment token", msg.err)
@@ -589,6 +564,39 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m.onKey(msg)
 	}
 	return m, nil
+}
+
+func (m *Model) onTick() tea.Cmd {
+	for _, p := range m.pages {
+		if p.list != nil {
+			p.list.Tick(m.fleet)
+		}
+	}
+	m.expireFlash()
+	return m.tick()
+}
+
+func (m *Model) onCreated(msg createdMsg) tea.Cmd {
+	if msg.err != nil {
+		m.fail("create vm", msg.err)
+		if m.mode != modeNormal {
+			return nil
+		}
+		// The form was kept: reopen it as typed, the refusal at its
+		// field.
+		m.mode = modeForm
+		return m.form.SetServerError(msg.err)
+	}
+	m.applyAll(m.fleet.PutVM(msg.vm))
+	where := ""
+	if msg.vm.HostID != "" {
+		where = " on " + m.fleet.HostName(msg.vm.HostID)
+		if msg.placed {
+			where += " (placed by the server)"
+		}
+	}
+	m.setFlash("created vm "+msg.vm.Name+where, false)
+	return nil
 }
 
 // describe is an error in a few words: the server's reason code when it
@@ -818,20 +826,7 @@ func (m Model) onKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.layout()
 		return m, nil
 	case modeConfirm:
-		yes, decided := m.confirm.Decide(k)
-		if !decided {
-			return m, nil
-		}
-		m.mode = modeNormal
-		op, id, _ := strings.Cut(m.confirm.ID(), ":")
-		if !yes {
-			m.setFlash(op+" cancelled", false)
-			return m, nil
-		}
-		if op == opToken {
-			return m, m.mintToken(id)
-		}
-		return m, m.vmAction(id, data.VMOp(op))
+		return m, m.onConfirmKey(k)
 	case modeForm:
 		out, spec, cmd := m.form.Handle(k)
 		switch out {
@@ -909,6 +904,24 @@ func (m Model) onKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	l, cmd := p.list.Update(k)
 	*p.list = l
 	return m, cmd
+}
+
+// onConfirmKey answers an open confirmation.
+func (m *Model) onConfirmKey(k tea.KeyMsg) tea.Cmd {
+	yes, decided := m.confirm.Decide(k)
+	if !decided {
+		return nil
+	}
+	m.mode = modeNormal
+	op, id, _ := strings.Cut(m.confirm.ID(), ":")
+	if !yes {
+		m.setFlash(op+" cancelled", false)
+		return nil
+	}
+	if op == opToken {
+		return m.mintToken(id)
+	}
+	return m.vmAction(id, data.VMOp(op))
 }
 
 // unbound reports a printable key (or space) no binding of a list page
@@ -1098,11 +1111,6 @@ func (m *Model) latestLog(vmID string) tea.Cmd {
 			"log "+data.Verb(a.Type)+" "+m.fleet.VMName(vmID))
 	}
 	return nil
-}
-
-func (m Model) vmHost(id string) string {
-	v, _ := m.fleet.VM(id)
-	return v.HostID
 }
 
 func (m *Model) vmAction(id string, op data.VMOp) tea.Cmd {

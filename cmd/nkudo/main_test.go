@@ -324,8 +324,9 @@ func TestTokenCreate(t *testing.T) {
 	require.Equal(t, f.siteID, tok.SiteID)
 	require.Equal(t, 1, tok.MaxUses)
 
+	// The server refuses the ttl as invalid (400): a usage error, exit 2.
 	r := h.run("token", "create", "--site", "fra1", "--ttl", "1s")
-	require.Equal(t, exitError, r.code, r.stderr)
+	require.Equal(t, exitUsage, r.code, r.stderr)
 	require.Regexp(t, errLine, r.stderr)
 }
 

@@ -112,16 +112,7 @@ func (a *app) vmCreateCmd() *cobra.Command {
 			if output != "json" {
 				return werr
 			}
-			// With --wait, JSON is the VM as the wait left it, not as it
-			// was before.
-			final, err := c.GetVM(ctx, vm.ID)
-			if err != nil {
-				return errors.Join(werr, fmt.Errorf("reading vm %s after the wait: %w", vm.Name, err))
-			}
-			if err := printJSON(cmd.OutOrStdout(), final); err != nil {
-				return err
-			}
-			return werr
+			return errors.Join(werr, printFinalVM(ctx, c, cmd.OutOrStdout(), vm.VM))
 		},
 	}
 	f := cmd.Flags()
@@ -311,6 +302,16 @@ func planFailure(p client.Plan) error {
 		}
 	}
 	return fmt.Errorf("%w: plan %s ended %s", errPlanFailed, p.ID, p.Status)
+}
+
+// printFinalVM prints the VM as a --wait left it (not as it was before),
+// for -o json.
+func printFinalVM(ctx context.Context, c *client.Client, w io.Writer, vm client.VM) error {
+	final, err := c.GetVM(ctx, vm.ID)
+	if err != nil {
+		return fmt.Errorf("reading vm %s after the wait: %w", vm.Name, err)
+	}
+	return printJSON(w, final)
 }
 
 func printJSON(w io.Writer, v any) error {
