@@ -65,7 +65,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 	}
 	fmt.Fprintln(a.stderr, "nkudo: "+err.Error())
 	code := exitCode(err)
-	if code == exitUsage {
+	if code == exitUsage && !client.IsInvalidArgument(err) {
+		// The server's own refusal already says what to fix.
 		fmt.Fprintln(a.stderr, "Run 'nkudo --help' for usage.")
 	}
 	return code
