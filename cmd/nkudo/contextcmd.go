@@ -34,7 +34,7 @@ func (a *app) contextCmd() *cobra.Command {
 					if c.ReadOnly {
 						mode = "read-only"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cur, c.Name, c.Server, dash(c.Tenant), mode)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cur, c.Name, c.Server, dash(c.TenantLabel()), mode)
 				}
 				return tw.Flush()
 			},

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kubedoio/n-kudo/internal/cliconfig"
+	"github.com/kubedoio/n-kudo/internal/devstack"
 )
 
 func TestDevProviderChoice(t *testing.T) {
@@ -84,6 +85,9 @@ func TestDevNoTUI(t *testing.T) {
 	cfg, err := cliconfig.Load(h.configPath())
 	require.NoError(t, err)
 	require.Equal(t, devContext, cfg.CurrentContext)
+
+	// context list names the tenant the console's status bar shows.
+	require.Regexp(t, `(?m)^\*\s+dev\s+https://\S+\s+`+devstack.TenantName+`\s+`, h.ok("context", "list"))
 
 	// A second stack on the same data dir is refused, naming the first.
 	second := h.run("dev", "--no-tui", "--agents", "0", "--data-dir", dataDir)
