@@ -496,6 +496,15 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tickMsg:
 		return m, m.onTick()
 	case tenantsMsg:
+		if errors.Is(msg.err, data.ErrForbidden) {
+			// A tenant key cannot list tenants: say so instead of an
+			// empty table, and go back to what it can see.
+			if k, ok := m.kindOf(); ok && k == view.Tenants {
+				m.reset(view.Sites)
+			}
+			m.setStatus("tenants need an admin key", "tenants need an admin key; context "+m.opts.ContextName+" holds tenant "+m.tenant+"'s key: "+msg.err.Error(), statusError)
+			return m, nil
+		}
 		if msg.err != nil {
 			m.fail("tenants", msg.err)
 			return m, nil

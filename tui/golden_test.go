@@ -134,6 +134,7 @@ func TestViews(t *testing.T) {
 		{name: "all_hosts", keys: []tea.KeyMsg{runes(":"), runes("ho"), keyEnter}},
 		{name: "plans", keys: []tea.KeyMsg{runes(":"), runes("plans"), keyEnter}},
 		{name: "plan_actions", keys: []tea.KeyMsg{runes(":"), runes("plans"), keyEnter, keyEnter}},
+		{name: "tenants_with_tenant_key", opts: Options{Source: datatest.New(tenantKeyFixture())}, keys: []tea.KeyMsg{runes(":"), runes("tenants"), keyEnter}},
 		{name: "tenants", keys: []tea.KeyMsg{runes(":"), runes("tenants"), keyEnter}},
 		{name: "palette", keys: []tea.KeyMsg{runes(":"), runes("p")}},
 		{name: "filter", keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("/"), runes("WEB")}},
@@ -170,4 +171,12 @@ func TestViews(t *testing.T) {
 			})
 		}
 	}
+}
+
+// tenantKeyFixture is the standard fleet seen with a tenant's key, which
+// may not list tenants.
+func tenantKeyFixture() datatest.Fixture {
+	fx := datatest.Standard()
+	fx.Tenants = nil
+	return fx
 }
