@@ -897,6 +897,13 @@ func (m Model) onKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, m.load()
 	}
 	if p.log != nil {
+		if lk := p.log.KeyMap; (k.Type == tea.KeyRunes || k.Type == tea.KeySpace || k.Type == tea.KeyEnter) &&
+			!key.Matches(k, lk.Up, lk.Down, lk.PageUp, lk.PageDown, lk.Top, lk.Follow) {
+			// Under a login: prompt, typing looks like it should reach
+			// the guest: say it does not.
+			m.setFlash("read-only view: keys do not reach the VM", false)
+			return m, nil
+		}
 		lv, cmd := p.log.Update(k)
 		*p.log = lv
 		return m, cmd

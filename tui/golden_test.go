@@ -156,6 +156,7 @@ func TestViews(t *testing.T) {
 		{name: "console", keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("/"), runes("web-1"), keyEnter, runes("c")}},
 		{name: "refused_reason", keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("/batch"), keyEnter, runes("r"), runes("y")}},
 		{name: "messages", keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("/batch"), keyEnter, runes("r"), runes("y"), runes(":messages"), keyEnter}},
+		{name: "console_typing_read_only", keys: []tea.KeyMsg{runes(":"), runes("vms"), keyEnter, runes("/"), runes("web-1"), keyEnter, runes("c"), runes("root")}},
 		{name: "execution_log", keys: []tea.KeyMsg{runes(":"), runes("plans"), keyEnter, keyEnter, keyDown, keyEnter}},
 	}
 	for _, tc := range cases {
