@@ -896,6 +896,13 @@ func (m Model) onKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.setFlash("re-listing…", false)
 		return m, m.load()
 	}
+	return m.pageKey(k)
+}
+
+// pageKey handles a key on the page itself: the log's scrolling, or the
+// list's actions and navigation.
+func (m Model) pageKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	p := m.top()
 	if p.log != nil {
 		if lk := p.log.KeyMap; (k.Type == tea.KeyRunes || k.Type == tea.KeySpace || k.Type == tea.KeyEnter) &&
 			!key.Matches(k, lk.Up, lk.Down, lk.PageUp, lk.PageDown, lk.Top, lk.Follow) {
