@@ -176,6 +176,8 @@ func TestProtocolViolationsClose(t *testing.T) {
 		{name: "array body", frames: [][]byte{hello, []byte(`{"type":"action_result","seq":2,"data":[]}`)}, want: agentproto.CloseMalformed},
 		{name: "oversized frame", frames: [][]byte{hello, []byte(`{"type":"heartbeat","data":"` + strings.Repeat("x", agentproto.MaxFrameBytes) + `"}`)}, want: agentproto.CloseTooLarge},
 		{name: "unknown type", frames: [][]byte{hello, []byte(`{"type":"gossip","seq":2,"data":{}}`)}, want: agentproto.CloseUnknownType},
+		{name: "null hello", frames: [][]byte{[]byte(`{"type":"hello","seq":1,"data":null}`)}, want: agentproto.CloseMalformed},
+		{name: "array hello", frames: [][]byte{[]byte(`{"type":"hello","seq":1,"data":[]}`)}, want: agentproto.CloseMalformed},
 		{name: "capability too old", frames: [][]byte{[]byte(`{"type":"hello","seq":1,"data":{"agent_version":"0.1","capability_version":0}}`)}, want: agentproto.CloseCapabilityTooOld},
 		{name: "heartbeat before hello", frames: [][]byte{frame(agentproto.TypeHeartbeat, 1, &agentproto.Heartbeat{At: time.Now(), VMs: []agentproto.VMStatus{}, NetBird: agentproto.NetBirdStatus{State: agentproto.NetBirdDisabled}})}, want: agentproto.CloseProtocolError},
 		{name: "seq gap", frames: [][]byte{hello, frame(agentproto.TypePlanAck, 3, &agentproto.PlanAck{PlanID: e.site})}, want: agentproto.CloseProtocolError},

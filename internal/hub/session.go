@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -430,7 +431,10 @@ func (s *session) serve(remote string) {
 	var capability struct {
 		CapabilityVersion int `json:"capability_version"`
 	}
-	if json.Unmarshal(env.Data, &capability) == nil && capability.CapabilityVersion < agentproto.MinCapabilityVersion {
+	// Only an object can name a capability: a null or array hello is
+	// malformed, and DecodeData below says so.
+	isObject := bytes.HasPrefix(bytes.TrimSpace(env.Data), []byte("{"))
+	if isObject && json.Unmarshal(env.Data, &capability) == nil && capability.CapabilityVersion < agentproto.MinCapabilityVersion {
 		h.metrics.refused(refuseCapability)
 		h.log.Warn("refusing agent: capability version too old", logKeyAgent, s.id.AgentID,
 			"capability_version", capability.CapabilityVersion, "min", agentproto.MinCapabilityVersion)
