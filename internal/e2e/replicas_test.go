@@ -14,30 +14,19 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kubedoio/n-kudo/internal/pki"
 	"github.com/kubedoio/n-kudo/internal/store"
 	"github.com/kubedoio/n-kudo/internal/store/pgtest"
 )
 
-// newReplicaOf starts another nkudo-server process on first's PostgreSQL
-// database with first's CA and server certificate, given as files (the
-// way replicas share one PKI until it lives in the database), so agents
-// pinning that CA trust both.
+// newReplicaOf starts another nkudo-server process, with an empty data
+// dir, on first's PostgreSQL database: it loads the CA first stored there
+// (sealed with the harness's NKUDO_PKI_SEAL_KEY), so agents pinning that CA
+// trust both — no files copied between replicas.
 func newReplicaOf(t *testing.T, first *server) *server {
 	t.Helper()
-	pkiDir := filepath.Join(first.dir, "data", "pki")
-	s := &server{t: t, dir: t.TempDir(), addr: freeAddr(t), metricsAddr: freeAddr(t), databaseURL: first.databaseURL,
-		env: []string{
-			"CA_CERT_FILE=" + filepath.Join(pkiDir, pki.CACertFileName),
-			"CA_KEY_FILE=" + filepath.Join(pkiDir, pki.CAKeyFileName),
-			"SERVER_CERT_FILE=" + filepath.Join(pkiDir, pki.ServerCertFileName),
-			"SERVER_KEY_FILE=" + filepath.Join(pkiDir, pki.ServerKeyFileName),
-		}}
-	// The harness's client trusts <data-dir>/pki/ca.crt; a server given
-	// its CA as files writes nothing there.
-	require.NoError(t, os.MkdirAll(filepath.Dir(s.caFile()), 0o700))
-	require.NoError(t, os.WriteFile(s.caFile(), first.caPEM, 0o600))
+	s := &server{t: t, dir: t.TempDir(), addr: freeAddr(t), metricsAddr: freeAddr(t), databaseURL: first.databaseURL}
 	s.start()
+	require.Equal(t, string(first.caPEM), string(s.caPEM), "the replicas must share one CA")
 	return s
 }
 
