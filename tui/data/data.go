@@ -141,6 +141,9 @@ type VM struct {
 	ActualState  string
 	VCPUs        int
 	MemoryMiB    int
+	// Error is why the VM last failed, as the agent reported it (for a
+	// refused boot, the VMM's message and the tail of its log).
+	Error string
 }
 
 // Drift reports whether the reported state disagrees with the desired one in

@@ -55,6 +55,7 @@ func convVM(v client.VM) data.VM {
 		ActualState:  v.ActualState,
 		VCPUs:        v.VCPUs,
 		MemoryMiB:    v.MemoryMiB,
+		Error:        v.Error,
 	}
 }
 

@@ -48,6 +48,14 @@ func idCol(title string, flex int) table.Column {
 	return c
 }
 
+// errCol shows an error's end where it does not fit: an error chain names
+// its root cause last.
+func errCol(title string, minW, flex int) table.Column {
+	c := col(title, minW, flex)
+	c.KeepTail = true
+	return c
+}
+
 func num(title string, minW int) table.Column {
 	return table.Column{Column: render.Column{Title: title, Min: minW, Right: true}, Numeric: true}
 }
@@ -67,7 +75,7 @@ var (
 	vmCols = []table.Column{
 		key("NAME", 12, 3), col("DESIRED", 8, 0), col("ACTUAL", 8, 0), col("FLAGS", 9, 0),
 		key("HOST", 10, 1), num("CPU", 3), num("MEM", 6), col("PLAN", 16, 2),
-		col("SITE", 8, 1), idCol("ID", 1),
+		errCol("ERROR", 12, 3), col("SITE", 8, 1), idCol("ID", 1),
 	}
 	planCols = []table.Column{
 		idCol("PLAN", 1), col("STATUS", 10, 0), numProgress(), col("ACTIONS", 16, 3),
@@ -180,10 +188,19 @@ func VMRow(v data.VM, f *fleet.Fleet, now time.Time) table.Row {
 		Cells: []string{
 			v.Name, v.DesiredState, v.ActualState, strings.Join(flags, ","), f.HostName(v.HostID),
 			itoa(v.VCPUs), render.MiB(v.MemoryMiB), PlanCell(v.ID, p, now),
-			f.SiteName(v.SiteID), v.ID,
+			vmError(v), f.SiteName(v.SiteID), v.ID,
 		},
 		Nums: []float64{0, 0, 0, 0, 0, float64(v.VCPUs), float64(v.MemoryMiB)},
 	}
+}
+
+// vmError is a failed VM's reason on one line (the agent's message may
+// quote several lines of the VMM's log); empty for a VM that is not failed.
+func vmError(v data.VM) string {
+	if v.ActualState != data.StateFailed {
+		return ""
+	}
+	return strings.Join(strings.Fields(v.Error), " ")
 }
 
 // PlanRow is a plan's row with its progress.

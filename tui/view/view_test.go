@@ -70,6 +70,36 @@ func TestVMRowFlags(t *testing.T) {
 	}
 }
 
+// A failed VM's row says why it failed, on one line, in a list as wide as
+// an operator's terminal; other states leave the cell empty.
+func TestVMRowError(t *testing.T) {
+	t.Parallel()
+	reason := "booting vm: vmm refused vm.boot (500):\n  Error from API; Cannot open the kernel image"
+	tests := []struct {
+		name  string
+		state string
+		want  string
+	}{
+		{"failed", data.StateFailed, "booting vm: vmm refused vm.boot (500): Error from API; Cannot open the kernel image"},
+		{"running", data.StateRunning, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := loaded(datatest.Standard())
+			vm := data.VM{ID: "vm-broken", Name: "broken", HostID: "host-ams-01", SiteID: "site-ams",
+				DesiredState: data.StateRunning, ActualState: tt.state, Error: reason}
+			f.Apply(data.Event{Type: data.EventVMUpdated, VM: &vm})
+			require.Equal(t, tt.want, VMRow(vm, f, datatest.Epoch).Cells[8])
+			l := NewList(VMs, Scope{HostID: "host-ams-01"}, style.Plain(), epoch)
+			l.SetSize(200, 10)
+			l.Reload(f)
+			if tt.want != "" {
+				require.Contains(t, ansi.Strip(l.View()), "Cannot open the kernel image")
+			}
+		})
+	}
+}
+
 func TestListAppliesEvents(t *testing.T) {
 	t.Parallel()
 	f := loaded(datatest.Standard())
