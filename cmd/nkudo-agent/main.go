@@ -154,6 +154,10 @@ type runConfig struct {
 	// stopGrace: how long a stop waits for the guest to power off after
 	// the ACPI power button before the VM is stopped hard.
 	stopGrace time.Duration
+	// vmmSocketTimeout: how long a new VMM has to open its API socket
+	// (and each API call has to answer); tests running a stand-in VMM
+	// under a race build on a loaded machine need more than a real VMM.
+	vmmSocketTimeout time.Duration
 }
 
 // Validate checks the configuration, refusing what this build cannot do
@@ -182,6 +186,9 @@ func (c runConfig) Validate() error {
 	if c.stopGrace <= 0 || c.stopGrace > maxStopGrace {
 		return fmt.Errorf("--stop-grace %s: want more than 0 and at most %s", c.stopGrace, maxStopGrace)
 	}
+	if c.vmmSocketTimeout <= 0 || c.vmmSocketTimeout > maxStopGrace {
+		return fmt.Errorf("--vmm-socket-timeout %s: want more than 0 and at most %s", c.vmmSocketTimeout, maxStopGrace)
+	}
 	if c.netbirdEnabled && c.netbirdProbe.Type != "" {
 		if err := c.netbirdProbe.Validate(); err != nil {
 			return fmt.Errorf("--netbird-probe-*: %w", err)
@@ -190,8 +197,9 @@ func (c runConfig) Validate() error {
 	return nil
 }
 
-// maxStopGrace bounds --stop-grace well inside the executor's action
-// timeout, so a stop always has time for its hard stop.
+// maxStopGrace bounds --stop-grace (and --vmm-socket-timeout) well
+// inside the executor's action timeout, so a stop always has time for its
+// hard stop.
 const maxStopGrace = 5 * time.Minute
 
 func newRunCmd() *cobra.Command {
@@ -230,6 +238,8 @@ func newRunCmd() *cobra.Command {
 	f.IntVar(&c.netbirdProbe.HTTPMax, "netbird-probe-http-max", 0, "highest accepted HTTP status of the probe (default 399)")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.DurationVar(&c.stopGrace, "stop-grace", cloudhypervisor.DefaultStopGrace, "how long a stop waits for the guest to power off after the ACPI power button before stopping it hard (cloud-hypervisor)")
+	f.DurationVar(&c.vmmSocketTimeout, "vmm-socket-timeout", cloudhypervisor.DefaultSocketTimeout, "how long a new VMM has to open its API socket, and each API call to answer (cloud-hypervisor)")
+	_ = f.MarkHidden("vmm-socket-timeout")
 	return cmd
 }
 
@@ -353,7 +363,7 @@ func openCloudHypervisor(c runConfig, dir string, logger *slog.Logger) (hypervis
 	}
 	pv, err := cloudhypervisor.New(cloudhypervisor.Options{
 		Binary: c.chBin, RuntimeDir: dir, Bridge: c.bridge, Firmware: c.firmware, Logger: logger,
-		StopGrace: c.stopGrace,
+		StopGrace: c.stopGrace, SocketTimeout: c.vmmSocketTimeout,
 	})
 	if err != nil {
 		return hypervisor.NewUnavailable(hypervisor.KindCloudHypervisor, fmt.Sprintf("opening cloud-hypervisor: %v", err)), noop, nil

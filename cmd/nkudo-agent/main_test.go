@@ -91,7 +91,8 @@ func TestOpenProvider(t *testing.T) {
 
 func TestRunConfigValidate(t *testing.T) {
 	t.Parallel()
-	ok := runConfig{stateDir: "/s", runtimeDir: "/r", hypervisor: hypervisor.KindSim, imageDirs: []string{"/img"}, stopGrace: 30 * time.Second}
+	ok := runConfig{stateDir: "/s", runtimeDir: "/r", hypervisor: hypervisor.KindSim, imageDirs: []string{"/img"}, stopGrace: 30 * time.Second,
+		vmmSocketTimeout: 10 * time.Second}
 	cases := []struct {
 		name  string
 		tweak func(*runConfig)
@@ -105,6 +106,9 @@ func TestRunConfigValidate(t *testing.T) {
 		}, false},
 		{"no stop grace", func(c *runConfig) { c.stopGrace = 0 }, false},
 		{"stop grace too long", func(c *runConfig) { c.stopGrace = time.Hour }, false},
+		{"no vmm socket timeout", func(c *runConfig) { c.vmmSocketTimeout = 0 }, false},
+		{"vmm socket timeout too long", func(c *runConfig) { c.vmmSocketTimeout = time.Hour }, false},
+		{"generous vmm socket timeout", func(c *runConfig) { c.vmmSocketTimeout = time.Minute }, true},
 		{"no state dir", func(c *runConfig) { c.stateDir = "" }, false},
 		{"no runtime dir", func(c *runConfig) { c.runtimeDir = "" }, false},
 		{"comma in runtime dir", func(c *runConfig) { c.runtimeDir = "/run/a,b" }, false},

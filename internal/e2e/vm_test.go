@@ -276,7 +276,10 @@ func testVMLifecycleCloudHypervisor(t *testing.T, version string) {
 	// the agent's preflight only opens the device read-write.
 	kvm := filepath.Join(binDir, "kvm")
 	require.NoError(t, os.WriteFile(kvm, nil, 0o600))
-	f.startAgent("--hypervisor", "cloud-hypervisor", "--cloud-hypervisor-bin", bin, "--bridge", bridge, "--kvm-device", kvm, "--stop-grace", "20s")
+	f.startAgent("--hypervisor", "cloud-hypervisor", "--cloud-hypervisor-bin", bin, "--bridge", bridge, "--kvm-device", kvm, "--stop-grace", "20s",
+		// The stand-in VMM is a race-built Go binary: on a loaded machine it
+		// can take longer than a real VMM to open its API socket.
+		"--vmm-socket-timeout", "60s")
 
 	var host struct {
 		Facts struct {

@@ -147,9 +147,13 @@ func (h *harness) options() Options {
 		Firmware:        h.firmware,
 		Network:         h.net,
 		Logger:          slog.New(slog.NewTextHandler(h.t.Output(), nil)),
-		BootTimeout:     10 * time.Second,
-		SocketTimeout:   10 * time.Second,
-		ShutdownTimeout: 10 * time.Second,
+		// Generous: the stand-in VMM is a race-built Go binary, and on a
+		// loaded machine starting it and opening its socket can take
+		// longer than a real VMM ever does. Tests that expect a timeout
+		// to fire set a short one themselves.
+		BootTimeout:     60 * time.Second,
+		SocketTimeout:   60 * time.Second,
+		ShutdownTimeout: 60 * time.Second,
 	}
 }
 
