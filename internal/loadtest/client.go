@@ -11,8 +11,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +41,9 @@ type apiClient struct {
 	base    string
 	clients []*http.Client
 	next    atomic.Uint64
+	// unsentRetries counts attempts repeated because the server never
+	// processed them (see neverProcessed).
+	unsentRetries atomic.Int64
 }
 
 // maxResponseBytes bounds what the harness reads of one API answer.
@@ -86,6 +91,54 @@ func (c *apiClient) client(i int) *http.Client {
 	return c.clients[uint(i)%uint(len(c.clients))]
 }
 
+// maxUnsentAttempts bounds the attempts of a request the server never
+// processed.
+const maxUnsentAttempts = 5
+
+// newRequest builds one attempt of r; sent reports whether the transport
+// finished writing it.
+func (c *apiClient) newRequest(ctx context.Context, r call, raw []byte, idem string) (*http.Request, *atomic.Bool, error) {
+	sent := new(atomic.Bool)
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(w httptrace.WroteRequestInfo) { sent.Store(w.Err == nil) },
+	})
+	var body io.Reader
+	if raw != nil {
+		body = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, c.base+r.path, body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("building %s %s: %w", r.method, r.path, err)
+	}
+	if raw != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if idem != "" {
+		req.Header.Set("Idempotency-Key", idem)
+	}
+	if r.key != "" {
+		req.Header.Set("Authorization", "Bearer "+r.key)
+	}
+	if r.tenant != uuid.Nil {
+		req.Header.Set("X-Nkudo-Tenant", r.tenant.String())
+	}
+	return req, sent, nil
+}
+
+// neverProcessed reports whether a failed attempt certainly did not reach
+// the server's handler, so that repeating it cannot do anything twice
+// (POST /v1/enroll is not idempotent: it uses a token). Either the request
+// was never written, or the server had closed the connection before the
+// request was put on it: net/http's "server closed idle connection"
+// (errServerClosedIdle, unexported), which it only retries by itself on a
+// reused connection. Under load a run saw it on a fresh connection while
+// enrolling (the server closes a connection whose TLS handshake outlives
+// its deadline, derived from ReadHeaderTimeout), and the whole run failed
+// on a request the server never saw.
+func neverProcessed(err error, sent bool) bool {
+	return !sent || strings.Contains(err.Error(), "http: server closed idle connection")
+}
+
 // call is one API request; tenant is sent with the admin key.
 type call struct {
 	method, path, key string
@@ -98,37 +151,36 @@ type call struct {
 }
 
 func (c *apiClient) do(ctx context.Context, r call, out any) error {
-	var body io.Reader
+	var raw []byte
 	if r.body != nil {
-		raw, err := json.Marshal(r.body)
-		if err != nil {
+		var err error
+		if raw, err = json.Marshal(r.body); err != nil {
 			return fmt.Errorf("encoding %s %s body: %w", r.method, r.path, err)
 		}
-		body = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, c.base+r.path, body)
-	if err != nil {
-		return fmt.Errorf("building %s %s: %w", r.method, r.path, err)
-	}
-	if r.body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	// One key for every attempt: the server sees one logical request.
+	idem := ""
 	if r.method == http.MethodPost {
-		req.Header.Set("Idempotency-Key", uuid.NewString())
-	}
-	if r.key != "" {
-		req.Header.Set("Authorization", "Bearer "+r.key)
-	}
-	if r.tenant != uuid.Nil {
-		req.Header.Set("X-Nkudo-Tenant", r.tenant.String())
+		idem = uuid.NewString()
 	}
 	slot := r.slot
 	if slot < 0 {
 		slot = int(c.next.Add(1))
 	}
-	resp, err := c.client(slot).Do(req)
-	if err != nil {
-		return fmt.Errorf("calling %s %s: %w", r.method, r.path, err)
+	var resp *http.Response
+	for attempt := 1; ; attempt++ {
+		req, sent, err := c.newRequest(ctx, r, raw, idem)
+		if err != nil {
+			return err
+		}
+		resp, err = c.client(slot).Do(req)
+		if err == nil {
+			break
+		}
+		if attempt >= maxUnsentAttempts || ctx.Err() != nil || !neverProcessed(err, sent.Load()) {
+			return fmt.Errorf("calling %s %s (attempt %d): %w", r.method, r.path, attempt, err)
+		}
+		c.unsentRetries.Add(1)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))

@@ -90,6 +90,11 @@ type Config struct {
 	DialConcurrency int
 	// EnrollConcurrency is the number of concurrent enrollment requests.
 	EnrollConcurrency int
+	// LogAckTimeout is how long a log sender waits for the next log_ack
+	// before it counts a stall and stops. A test on a loaded machine (race
+	// build, busy CPUs) sets a generous one: there a flush can take longer
+	// than the default, which is the stall a real run should report.
+	LogAckTimeout time.Duration
 }
 
 // Defaults for Config fields left zero.
@@ -110,6 +115,7 @@ const (
 	// hellos on the server past the 10 s hello timeout.
 	DefaultDialConcurrency   = 32
 	DefaultEnrollConcurrency = 64
+	DefaultLogAckTimeout     = 10 * time.Second
 	// maxAgents keeps the harness inside its file descriptor budget.
 	maxAgents = 50_000
 )
@@ -147,6 +153,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.EnrollConcurrency <= 0 {
 		c.EnrollConcurrency = DefaultEnrollConcurrency
+	}
+	if c.LogAckTimeout <= 0 {
+		c.LogAckTimeout = DefaultLogAckTimeout
 	}
 	if len(c.Scenarios) == 0 {
 		c.Scenarios = []string{ScenarioAll}

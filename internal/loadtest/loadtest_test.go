@@ -100,6 +100,10 @@ func TestRunEveryScenarioSmall(t *testing.T) {
 		MetricsURL: "http://" + ls.cfg.MetricsAddr + "/metrics", SourceIPs: sources,
 		HeartbeatRate: 2000, DispatchRate: 20, DispatchAgents: 10, LogAgents: 4, APIKeys: 2,
 		Restart: ls.restart, RestartTimeout: time.Minute,
+		// Generous: a race build beside busy CPUs can take longer than
+		// the default 10 s to store a batch; every line must still be
+		// acked, with no stall.
+		LogAckTimeout: time.Minute,
 	}, nil)
 	require.NoError(t, err)
 

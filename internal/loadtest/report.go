@@ -42,6 +42,9 @@ type FleetCounters struct {
 	ResultAcks      int64 `json:"result_acks"`
 	ErrorFrames     int64 `json:"error_frames"`
 	SendErrors      int64 `json:"send_errors"`
+	// APIUnsentRetries counts API requests repeated because the server
+	// had never processed them (it closed the connection first).
+	APIUnsentRetries int64 `json:"api_unsent_retries"`
 }
 
 // EnrollResult measures POST /v1/enroll.

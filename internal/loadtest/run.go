@@ -105,6 +105,7 @@ func (r *runner) done() *Report {
 		HeartbeatsSent: r.fleet.stats.heartbeats.Load(), HeartbeatErrors: r.fleet.stats.hbErrors.Load(),
 		PlansHeld: r.fleet.stats.plansHeld.Load(), ResultAcks: r.fleet.stats.resultAcks.Load(),
 		ErrorFrames: r.fleet.stats.errorFrames.Load(), SendErrors: r.fleet.stats.sendErrors.Load(),
+		APIUnsentRetries: r.api.unsentRetries.Load(),
 	}
 	r.report.Targets = targets(r.report)
 	return r.report

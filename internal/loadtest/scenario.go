@@ -206,9 +206,6 @@ func execTag(exec uuid.UUID) string {
 	return s[len(s)-8:]
 }
 
-// logAckTimeout bounds the wait for one log_ack.
-const logAckTimeout = 10 * time.Second
-
 // sendLogs writes batches for exec until deadline with logWindow batches
 // in flight, then waits for the last ack.
 func (r *runner) sendLogs(ctx context.Context, a *simAgent, exec uuid.UUID, deadline time.Time) logSendStats {
@@ -243,7 +240,7 @@ func (r *runner) sendLogs(ctx context.Context, a *simAgent, exec uuid.UUID, dead
 				ackedSeq = ack.Seq
 				st.lastAck = time.Now().UnixNano()
 			}
-		case <-time.After(logAckTimeout):
+		case <-time.After(r.cfg.LogAckTimeout):
 			st.stalls++
 			return st
 		case <-ctx.Done():
