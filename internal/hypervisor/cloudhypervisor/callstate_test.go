@@ -71,7 +71,7 @@ func newDirectVMM(t *testing.T, h *harness) *directVMM {
 	for _, f := range []string{d.paths.Disk, d.paths.Seed} {
 		require.NoError(t, os.WriteFile(f, nil, 0o600))
 	}
-	d.client = newClient(d.paths.APISocket, 10*time.Second)
+	d.client = newClient(d.paths.APISocket, standinWait)
 	t.Cleanup(d.client.close)
 	d.launch()
 	return d
@@ -81,7 +81,7 @@ func (d *directVMM) launch() {
 	pid, err := launch(d.h.bin, d.paths)
 	require.NoError(d.t, err)
 	d.pid = pid
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(standinWait)
 	for {
 		if _, err := d.client.ping(context.Background()); err == nil {
 			return

@@ -140,20 +140,23 @@ func (h *harness) configure(f func(*standinConfig)) {
 	require.NoError(h.t, os.WriteFile(filepath.Join(h.binDir, standinConfigFile), b, 0o600))
 }
 
+// standinWait bounds the waits on a stand-in VMM: it is a race-built Go
+// binary, and on a loaded machine starting it and opening its socket can
+// take longer than a real VMM ever does (10 s was seen to be too short).
+const standinWait = time.Minute
+
 func (h *harness) options() Options {
 	return Options{
-		Binary:          h.bin,
-		RuntimeDir:      h.runtimeDir,
-		Firmware:        h.firmware,
-		Network:         h.net,
-		Logger:          slog.New(slog.NewTextHandler(h.t.Output(), nil)),
-		// Generous: the stand-in VMM is a race-built Go binary, and on a
-		// loaded machine starting it and opening its socket can take
-		// longer than a real VMM ever does. Tests that expect a timeout
-		// to fire set a short one themselves.
-		BootTimeout:     60 * time.Second,
-		SocketTimeout:   60 * time.Second,
-		ShutdownTimeout: 60 * time.Second,
+		Binary:     h.bin,
+		RuntimeDir: h.runtimeDir,
+		Firmware:   h.firmware,
+		Network:    h.net,
+		Logger:     slog.New(slog.NewTextHandler(h.t.Output(), nil)),
+		// Generous (see standinWait). Tests that expect a timeout to fire
+		// set a short one themselves.
+		BootTimeout:     standinWait,
+		SocketTimeout:   standinWait,
+		ShutdownTimeout: standinWait,
 	}
 }
 

@@ -411,7 +411,7 @@ func TestStopFailedVM(t *testing.T) {
 // probes them and learns how they ended.
 func (h *harness) waitDead(pids ...int) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(standinWait)
 	for _, pid := range pids {
 		for h.ours(pid) {
 			require.True(h.t, time.Now().Before(deadline), "stand-in %d did not die", pid)

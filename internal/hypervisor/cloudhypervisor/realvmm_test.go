@@ -51,7 +51,7 @@ func TestIsNotCreated(t *testing.T) {
 // passes.
 func requireEventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(standinWait)
 	for !cond() {
 		require.True(t, time.Now().Before(deadline), "timed out waiting for %s", what)
 		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
@@ -225,7 +225,7 @@ func TestMACForms(t *testing.T) {
 	var info struct {
 		Config VmConfig `json:"config"`
 	}
-	c := newClient(PathsFor(h.runtimeDir, spec.ID, "").APISocket, 10*time.Second)
+	c := newClient(PathsFor(h.runtimeDir, spec.ID, "").APISocket, standinWait)
 	defer c.close()
 	require.NoError(t, c.call(ctx, http.MethodGet, "/vm.info", nil, &info))
 	assert.Equal(t, "52:54:00:ab:cd:ef", info.Config.Net[0].Mac)
