@@ -247,28 +247,15 @@ func (s *Store) ReserveIdempotency(ctx context.Context, r store.IdempotencyRecor
 	if fp == nil {
 		fp = []byte{}
 	}
-	// A record seen missing after the reservation failed was released in
-	// between: try again, a bounded number of times.
-	for range 5 {
+	return store.ReserveIdempotencyWith(ctx, s, r, func() (bool, error) {
 		var holder uuid.UUID
 		err := s.pool.QueryRow(ctx, qReserveIdempotency, r.TenantID, r.Route, r.Key, fp,
 			ts(r.CreatedAt), r.Holder, ts(r.ReservedUntil)).Scan(&holder)
-		if err == nil {
-			return r, true, nil
+		if errors.Is(err, pgx.ErrNoRows) {
+			return false, nil
 		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return store.IdempotencyRecord{}, false, fmt.Errorf("reserving idempotency key %s %s: %w", r.Route, r.Key, translate(err))
-		}
-		cur, err := s.GetIdempotency(ctx, r.TenantID, r.Route, r.Key)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return store.IdempotencyRecord{}, false, fmt.Errorf("reserving idempotency key: %w", err)
-		}
-		return cur, false, nil
-	}
-	return store.IdempotencyRecord{}, false, fmt.Errorf("reserving idempotency key %s %s: %w: reserved and released too often", r.Route, r.Key, store.ErrConflict)
+		return err == nil, translate(err)
+	})
 }
 
 // CompleteIdempotency stores the answer of the request holding the key.
