@@ -370,6 +370,38 @@ func (s *Server) Serve(ctx context.Context) error {
 		return nil
 	})
 	s.runJobs(gctx, g)
+	servers = append(servers, s.serveSide(g)...)
+	g.Go(func() error {
+		<-gctx.Done()
+		// Whatever happens below, the hub stops once HTTP is down.
+		defer stopHub()
+		s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), s.cfg.ShutdownTimeout)
+		defer cancel()
+		// Log streams never finish on their own; Shutdown would wait
+		// for them until the timeout.
+		s.api.CloseStreams()
+		var errs []error
+		for _, srv := range servers {
+			if err := srv.Shutdown(sctx); err != nil {
+				errs = append(errs, err)
+				_ = srv.Close()
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("shutting down: %w", err)
+		}
+		return nil
+	})
+	err := g.Wait()
+	s.log.Info("stopped")
+	return err
+}
+
+// serveSide starts the metrics and pprof listeners, when configured, in g,
+// and returns their servers for the shutdown to stop.
+func (s *Server) serveSide(g *errgroup.Group) []*http.Server {
+	var servers []*http.Server
 	if s.metricsLn != nil {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
@@ -400,31 +432,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			return nil
 		})
 	}
-	g.Go(func() error {
-		<-gctx.Done()
-		// Whatever happens below, the hub stops once HTTP is down.
-		defer stopHub()
-		s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), s.cfg.ShutdownTimeout)
-		defer cancel()
-		// Log streams never finish on their own; Shutdown would wait
-		// for them until the timeout.
-		s.api.CloseStreams()
-		var errs []error
-		for _, srv := range servers {
-			if err := srv.Shutdown(sctx); err != nil {
-				errs = append(errs, err)
-				_ = srv.Close()
-			}
-		}
-		if err := errors.Join(errs...); err != nil {
-			return fmt.Errorf("shutting down: %w", err)
-		}
-		return nil
-	})
-	err := g.Wait()
-	s.log.Info("stopped")
-	return err
+	return servers
 }
 
 // runJobs starts the background jobs that stop with the HTTP servers:
